@@ -1,0 +1,4 @@
+"""``python -m rtstyle`` (and ``torchrun -m rtstyle train ...``)."""
+from rtstyle.cli import entry
+
+entry()

@@ -1,0 +1,98 @@
+"""Model and training-state files. Nothing here unpickles code.
+
+- A model file is safetensors: the net's tensors plus one metadata entry, ``rtstyle``, holding a
+  JSON dict with at least ``arch`` (see ``nets.build_net``).
+- A training state (for ``--resume``) is a ``torch.save`` dict of tensors, numbers and strings,
+  read back with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from rtstyle.errors import RtstyleError
+from rtstyle.nets import build_net
+
+
+def atomic_path(dest: Path) -> Path:
+    """A fresh temporary path beside ``dest`` (same filesystem, so the final rename is atomic)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _write_atomic(dest: Path, write) -> None:
+    tmp = atomic_path(dest)
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_model(net: nn.Module, path: str | os.PathLike, meta: dict, half: bool = False) -> Path:
+    """Write ``net``'s weights (fp16 if ``half``) and ``meta`` as one safetensors file."""
+    path = Path(path)
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in net.state_dict().items()}
+    _write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={"rtstyle": json.dumps(meta)}))
+    return path
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """The JSON metadata of a model file, without loading its tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return json.loads((f.metadata() or {})["rtstyle"])
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise RtstyleError(f"{path} is not an rtstyle model file ({e.__class__.__name__}: {e})") from e
+
+
+def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """Build the net described by a model file (or a training state) and load its weights, in fp32 eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise RtstyleError(f"model file not found: {path}")
+    if path.suffix == ".safetensors":
+        meta = read_meta(path)
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as e:
+            raise RtstyleError(f"{path} is corrupt or truncated ({e})") from e
+    else:
+        training = load_training_state(path)
+        state, meta = training["model"], training["meta"]
+    try:
+        net = build_net(meta["arch"])
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise RtstyleError(f"{path} does not match its recorded architecture: {str(e).splitlines()[0]}") from e
+    return net.eval(), meta
+
+
+def save_training_state(path: str | os.PathLike, state: dict) -> Path:
+    path = Path(path)
+    _write_atomic(path, lambda tmp: torch.save(state, tmp))
+    return path
+
+
+def load_training_state(path: str | os.PathLike) -> dict:
+    """Read a ``--resume`` checkpoint. ``weights_only=True`` refuses any pickled code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError for crafted files, RuntimeError/EOFError for truncated ones
+        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise RtstyleError(f"cannot load checkpoint {path}: {first}") from e
+    if not isinstance(state, dict) or "model" not in state or "meta" not in state:
+        raise RtstyleError(f"{path} is not an rtstyle training checkpoint")
+    return state

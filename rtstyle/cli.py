@@ -1,0 +1,132 @@
+"""The ``rtstyle`` command line. It only parses arguments and calls into the package.
+
+Every user-facing failure is an ``RtstyleError``: ``main`` prints it on one line and exits non-zero.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import click
+import typer
+
+from rtstyle.errors import RtstyleError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Real-time neural style transfer and super-resolution (Johnson et al. 2016).")
+train_app = typer.Typer(no_args_is_help=True, help="Train transform nets with perceptual losses.")
+app.add_typer(train_app, name="train")
+
+VGG_HELP = "VGG-16 weights file (torchvision layout); default: $RTSTYLE_VGG16, the torch hub cache, then download."
+
+
+# ---------------------------------------------------------------- training
+
+@train_app.command("style")
+def train_style(
+    style_image: str = typer.Argument(..., help="The style image."),
+    data: str = typer.Option(..., help="Folder of training photos (searched recursively)."),
+    name: str = typer.Option(..., help="Model name; `--style NAME` finds it afterwards."),
+    iterations: int = typer.Option(40000, help="Training steps (paper: 40,000)."),
+    batch_size: int = typer.Option(4, help="Images per step (per process under torchrun)."),
+    image_size: int = typer.Option(256, help="Training crop size in pixels."),
+    style_size: Optional[int] = typer.Option(512, help="Resize the style image's longer side to this."),
+    content_weight: Optional[float] = typer.Option(None, help="Weight of the feature loss at relu3_3 [default: train.CONTENT_WEIGHT]."),
+    style_weight: Optional[float] = typer.Option(None, help="Weight of the Gram style loss, relu1_2..relu4_3 [default: train.STYLE_WEIGHT]."),
+    tv_weight: Optional[float] = typer.Option(None, help="Weight of the total variation regulariser [default: train.TV_WEIGHT]."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    out: Optional[str] = typer.Option(None, help="Model file to write (default: the user model folder)."),
+    resume: bool = typer.Option(False, help="Continue from the last saved training state."),
+    checkpoint_every: int = typer.Option(1000, help="Save the training state every N steps."),
+    norm: str = typer.Option("instance", help="instance (Ulyanov et al.) or batch (paper)."),
+    upsample: str = typer.Option("resize", help="resize (no checkerboard) or deconv (paper)."),
+    width: float = typer.Option(1.0, help="Channel width multiplier (1.0 = paper; 0.5 for CPU real time)."),
+    vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
+    seed: int = typer.Option(0),
+    workers: int = typer.Option(2, help="Data loading processes."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+) -> None:
+    """Train a style transfer net (paper section 3.1 / 4.1)."""
+    from rtstyle.train import train_style as run
+
+    weights = {k: v for k, v in dict(content_weight=content_weight, style_weight=style_weight,
+                                     tv_weight=tv_weight).items() if v is not None}
+    run(style_image, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
+        style_size=style_size, lr=lr, **weights, out=out, resume=resume, checkpoint_every=checkpoint_every, norm=norm, upsample=upsample,
+        width=width, vgg_weights=vgg_weights, seed=seed, workers=workers, device=device)
+
+
+@train_app.command("sr")
+def train_sr(
+    data: str = typer.Option(..., help="Folder of training photos."),
+    scale: int = typer.Option(4, help="Upscaling factor: 4 or 8."),
+    loss: str = typer.Option("feat", help="feat (relu2_2 feature loss) or pixel."),
+    name: Optional[str] = typer.Option(None, help="Model name (default: sr_x{scale}_{loss})."),
+    iterations: int = typer.Option(200000, help="Training steps (paper: 200,000)."),
+    batch_size: int = typer.Option(4),
+    patch_size: int = typer.Option(288, help="High-resolution patch size (paper: 288)."),
+    tv_weight: float = typer.Option(0.0, help="Weight of the total variation regulariser."),
+    lr: float = typer.Option(1e-3),
+    out: Optional[str] = typer.Option(None),
+    resume: bool = typer.Option(False),
+    checkpoint_every: int = typer.Option(1000),
+    width: float = typer.Option(1.0),
+    vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
+    seed: int = typer.Option(0),
+    workers: int = typer.Option(2),
+    device: Optional[str] = typer.Option(None),
+) -> None:
+    """Train a super-resolution net (paper section 4.2)."""
+    from rtstyle.train import train_sr as run
+
+    if scale not in (4, 8):
+        raise RtstyleError(f"--scale must be 4 or 8, not {scale}")
+    run(data, name or f"sr_x{scale}_{loss}", scale=scale, loss=loss, iterations=iterations, batch_size=batch_size,
+        patch_size=patch_size, tv_weight=tv_weight, lr=lr, out=out, resume=resume,
+        checkpoint_every=checkpoint_every, width=width, vgg_weights=vgg_weights, seed=seed, workers=workers,
+        device=device)
+
+
+@app.command("styles")
+def styles() -> None:
+    """List the installed models (shipped with rtstyle, then your own trained ones)."""
+    from rtstyle.models import list_models
+
+    for name, path, meta in list_models():
+        arch = meta["arch"]
+        kind = f"sr x{arch['scale']}" if arch["kind"] == "sr" else f"style w{arch.get('width', 1.0)}"
+        print(f"{name:<20} {kind:<12} {meta.get('style_image', meta.get('recipe', {}).get('loss', '')):<28} {path}")
+
+
+# ---------------------------------------------------------------- entry point
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("rtstyle: interrupted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("rtstyle: interrupted", file=sys.stderr)
+        return 130
+    except RtstyleError as e:
+        print(f"rtstyle: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Exception as e:  # last resort: a bug, still reported in one line
+        if os.environ.get("RTSTYLE_DEBUG"):
+            raise
+        print(f"rtstyle: internal error: {e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+              " (set RTSTYLE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())

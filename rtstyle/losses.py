@@ -1,0 +1,43 @@
+"""Perceptual losses of Johnson et al. 2016, section 3.1-3.2, as plain functions.
+
+Every loss returns the mean over the batch of the per-image loss written in the paper.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def feature_loss(phi_yhat: torch.Tensor, phi_y: torch.Tensor) -> torch.Tensor:
+    """Feature reconstruction loss: 1/(C_j H_j W_j) * ||phi_j(y_hat) - phi_j(y)||_2^2 (eq. 2)."""
+    return ((phi_yhat - phi_y) ** 2).mean(dim=(1, 2, 3)).mean()
+
+
+def gram(phi: torch.Tensor) -> torch.Tensor:
+    """Gram matrix G_j = psi psi^T / (C_j H_j W_j), psi the C_j x H_jW_j reshaped features (eq. 3).
+
+    Computed in fp32 even under autocast: the sums overflow fp16.
+    """
+    b, c, h, w = phi.shape
+    psi = phi.reshape(b, c, h * w).float()
+    return psi @ psi.transpose(1, 2) / (c * h * w)
+
+
+def style_loss(grams_yhat: list[torch.Tensor], grams_s: list[torch.Tensor]) -> torch.Tensor:
+    """Style reconstruction loss: sum over layers of ||G_j(y_hat) - G_j(y_s)||_F^2 (eq. 4).
+
+    ``grams_s`` may have batch size 1 (one style image) and broadcasts over the batch.
+    """
+    return sum(((g - s) ** 2).sum(dim=(1, 2)).mean() for g, s in zip(grams_yhat, grams_s))
+
+
+def tv_loss(y: torch.Tensor) -> torch.Tensor:
+    """Total variation regulariser (Mahendran & Vedaldi 2015, beta = 1, anisotropic):
+    the mean absolute difference between horizontal and vertical neighbours, summed."""
+    dx = (y[:, :, :, 1:] - y[:, :, :, :-1]).abs().mean(dim=(1, 2, 3))
+    dy = (y[:, :, 1:, :] - y[:, :, :-1, :]).abs().mean(dim=(1, 2, 3))
+    return (dx + dy).mean()
+
+
+def pixel_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Pixel loss: 1/(CHW) * ||y_hat - y||_2^2 (section 3.2, 'simple loss functions')."""
+    return ((y_hat - y) ** 2).mean(dim=(1, 2, 3)).mean()

@@ -1,0 +1,65 @@
+"""Finding models by name: the ones shipped in the package, then the user's own trained ones."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torch import nn
+
+from rtstyle.checkpoint import load_model, read_meta
+from rtstyle.errors import RtstyleError
+
+SHIPPED_DIR = Path(__file__).parent / "weights"
+ENV_VAR = "RTSTYLE_MODELS"
+
+
+def user_dir() -> Path:
+    """Where ``rtstyle train`` puts finished models so that ``--style NAME`` finds them."""
+    default = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "rtstyle" / "models"
+    return Path(os.environ.get(ENV_VAR, default))
+
+
+def search_dirs() -> list[Path]:
+    return [SHIPPED_DIR, user_dir()]
+
+
+def list_models(kind: str | None = None) -> list[tuple[str, Path, dict]]:
+    """(name, path, metadata) of every model found, shipped first; a user's model shadows nothing."""
+    seen, found = set(), []
+    for folder in search_dirs():
+        for path in sorted(folder.glob("*.safetensors")):
+            if path.stem in seen:
+                continue
+            try:
+                meta = read_meta(path)
+            except RtstyleError:
+                continue
+            if kind is None or meta["arch"]["kind"] == kind:
+                seen.add(path.stem)
+                found.append((path.stem, path, meta))
+    return found
+
+
+def resolve(name_or_path: str, kind: str = "style") -> Path:
+    """A model name (shipped or user-trained) or a path to a model file -> the file's path."""
+    path = Path(name_or_path)
+    if path.suffix in (".safetensors", ".pt", ".pth", ".ckpt") or os.sep in name_or_path:
+        if not path.is_file():
+            raise RtstyleError(f"model file not found: {path}")
+        return path
+    for folder in search_dirs():
+        candidate = folder / f"{name_or_path}.safetensors"
+        if candidate.is_file():
+            return candidate
+    names = ", ".join(name for name, _, _ in list_models(kind)) or "none installed"
+    raise RtstyleError(f"unknown {kind} model {name_or_path!r} (available: {names})")
+
+
+def load(name_or_path: str, kind: str = "style") -> tuple[nn.Module, dict]:
+    """Load a model by name or path and check it is of the expected kind."""
+    path = resolve(name_or_path, kind)
+    net, meta = load_model(path)
+    if meta["arch"]["kind"] != kind:
+        raise RtstyleError(f"{path} is a {meta['arch']['kind']} model, not a {kind} model")
+    meta.setdefault("name", path.stem)
+    return net, meta

@@ -1,0 +1,123 @@
+"""Feed-forward transform nets of Johnson et al. 2016 (supplementary material, tables 1-2).
+
+Both nets take RGB images in [0, 1] (NCHW) and return RGB images in [0, 1]: the output layer is
+the paper's scaled tanh, mapped to [0, 1] instead of [0, 255].
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+NORMS = ("instance", "batch", "none")
+UPSAMPLES = ("resize", "deconv")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown normalisation {kind!r}; choose from {', '.join(NORMS)}")
+
+
+def conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    """Convolution with reflection padding, so borders carry no zero-padding artefacts."""
+    return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride))
+
+
+def conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int, norm: str) -> nn.Sequential:
+    return nn.Sequential(conv(c_in, c_out, kernel, stride), _norm(norm, c_out), nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with the identity added back (He et al. 2016; paper's Figure 1 of the supplement)."""
+
+    def __init__(self, channels: int, norm: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv(channels, channels, 3), _norm(norm, channels), nn.ReLU(inplace=True),
+            conv(channels, channels, 3), _norm(norm, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def upsample(c_in: int, c_out: int, mode: str, norm: str) -> nn.Sequential:
+    """A x2 upsampling stage.
+
+    ``deconv`` is the paper's fractionally-strided convolution; ``resize`` (nearest x2, then a
+    3x3 conv) avoids its checkerboard artefacts (Odena et al. 2016) at the same cost.
+    """
+    if mode == "deconv":
+        layer = nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1)
+        return nn.Sequential(layer, _norm(norm, c_out), nn.ReLU(inplace=True))
+    if mode == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv_norm_relu(c_in, c_out, 3, 1, norm))
+    raise ValueError(f"unknown upsampling {mode!r}; choose from {', '.join(UPSAMPLES)}")
+
+
+def _to_unit(x: torch.Tensor) -> torch.Tensor:
+    return (torch.tanh(x) + 1) / 2
+
+
+class TransformNet(nn.Module):
+    """Style transfer net: 9x9 conv, two stride-2 convs, 5 residual blocks, two x2 upsamplings, 9x9 conv.
+
+    ``width`` scales every channel count (1.0 = the paper's 32/64/128); a lighter net
+    (e.g. 0.5) is what makes CPU real time possible. Height and width should be multiples of 4.
+    """
+
+    def __init__(self, norm: str = "instance", upsample_mode: str = "resize", width: float = 1.0):
+        super().__init__()
+        c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
+        self.body = nn.Sequential(
+            conv_norm_relu(3, c1, 9, 1, norm),
+            conv_norm_relu(c1, c2, 3, 2, norm),
+            conv_norm_relu(c2, c3, 3, 2, norm),
+            *[ResidualBlock(c3, norm) for _ in range(5)],
+            upsample(c3, c2, upsample_mode, norm),
+            upsample(c2, c1, upsample_mode, norm),
+            conv(c1, 3, 9),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _to_unit(self.body(x))
+
+
+class SRNet(nn.Module):
+    """Super-resolution net: 9x9 conv 64, 4 residual blocks, log2(scale) x2 upsamplings, 9x9 conv to RGB."""
+
+    def __init__(self, scale: int = 4, norm: str = "batch", upsample_mode: str = "deconv", width: float = 1.0):
+        super().__init__()
+        if scale not in (2, 4, 8):
+            raise ValueError(f"scale must be 2, 4 or 8, not {scale}")
+        self.scale = scale
+        c = max(4, round(64 * width))
+        self.body = nn.Sequential(
+            conv_norm_relu(3, c, 9, 1, norm),
+            *[ResidualBlock(c, norm) for _ in range(4)],
+            *[upsample(c, c, upsample_mode, norm) for _ in range(int(math.log2(scale)))],
+            conv(c, 3, 9),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _to_unit(self.body(x))
+
+
+def build_net(arch: dict) -> nn.Module:
+    """Build a net from the architecture dict stored in every checkpoint's metadata."""
+    if arch["kind"] == "style":
+        return TransformNet(arch.get("norm", "instance"), arch.get("upsample", "resize"), arch.get("width", 1.0))
+    if arch["kind"] == "sr":
+        return SRNet(arch["scale"], arch.get("norm", "batch"), arch.get("upsample", "deconv"), arch.get("width", 1.0))
+    raise ValueError(f"unknown net kind {arch['kind']!r}")
+
+
+def multiple_of(arch: dict) -> int:
+    """What height and width the net's input must be a multiple of (style nets downsample by 4)."""
+    return 4 if arch["kind"] == "style" else 1

@@ -1,0 +1,61 @@
+"""Output file safety: never write over the input, never leave a half-written file.
+
+Every command that writes a file goes through ``check_output`` (decide and validate the
+destination) and ``atomic_output`` (write to a temporary file beside it, rename when complete).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+from typing import Iterator
+
+from rtstyle.checkpoint import atomic_path
+from rtstyle.errors import RtstyleError
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True if ``a`` and ``b`` are the same file: same path, a symlink to it, or a hard link."""
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_output(inputs: list[Path] | Path, output: Path, overwrite: bool) -> Path:
+    """Refuse to write over an input, or over an existing file without ``--overwrite``."""
+    for src in [inputs] if isinstance(inputs, Path) else inputs:
+        if same_file(src, output):
+            raise RtstyleError(f"output {output} is the input file; choose another -o")
+    if output.is_dir():
+        raise RtstyleError(f"output {output} is a directory")
+    if output.exists() and not overwrite:
+        raise RtstyleError(f"output {output} exists; pass --overwrite to replace it")
+    if not output.parent.exists():
+        raise RtstyleError(f"output folder {output.parent} does not exist")
+    return output
+
+
+@contextlib.contextmanager
+def atomic_output(dest: Path, keep_partial_on_interrupt: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it to ``dest`` when the block completes.
+
+    On an error the temporary file is removed, so ``dest`` is either complete or untouched. With
+    ``keep_partial_on_interrupt`` a KeyboardInterrupt still renames: the writer has finalised a
+    shorter but valid file (the video pipeline does this on Ctrl-C).
+    """
+    tmp = atomic_path(dest)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except KeyboardInterrupt:
+        if keep_partial_on_interrupt and tmp.exists() and tmp.stat().st_size:
+            os.replace(tmp, dest)
+        raise
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise RtstyleError(f"no space left to write {dest} ({os.strerror(e.errno)}); nothing was written") from e
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,243 @@
+"""Training transform nets with perceptual losses (Johnson et al. 2016, section 3).
+
+One loop serves both tasks; what differs is the loss, given as a function of a batch.
+Under ``torchrun`` it runs data-parallel (DistributedDataParallel; rank 0 logs and saves).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm import tqdm
+
+from rtstyle import checkpoint, losses, models
+from rtstyle.data import ImageFolder, worker_init
+from rtstyle.errors import RtstyleError
+from rtstyle.imageio import read_image, to_tensor
+from rtstyle.nets import build_net
+from rtstyle.vgg import STYLE_LAYERS, load_vgg16
+
+# Loss weights for torchvision's VGG-16 on [0, 1] inputs with the paper's normalisations (eq. 2-4).
+# The paper's values were tuned for Caffe VGG on [0, 255] inputs and do not transfer. With these,
+# an untrained net's weighted style term is ~40x its content term (chicago.jpg + muse.jpg: content
+# 18.3, style 34.8 before weighting), the same balance at initialisation as pytorch/examples'
+# proven 1e5 / 1e10 weights give; TV is a light smoothing (~0.1 for an untrained net).
+CONTENT_WEIGHT = 1.0
+STYLE_WEIGHT = 20.0
+TV_WEIGHT = 1.0
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size), initialising the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _device(device: str | None, rank: int) -> torch.device:
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def _batches(dataset: ImageFolder, batch_size: int, workers: int, seed: int):
+    """An endless stream of random batches (sampling with replacement across epochs)."""
+    gen = torch.Generator().manual_seed(seed)
+    sampler = RandomSampler(dataset, replacement=True, num_samples=10 ** 9, generator=gen)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                        worker_init_fn=worker_init if workers else None, drop_last=True,
+                        pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+    yield from loader
+
+
+def _load_style_target(style_image: str, style_size: int | None) -> torch.Tensor:
+    rgb = read_image(style_image)
+    if style_size:
+        import cv2
+
+        h, w = rgb.shape[:2]
+        s = style_size / max(h, w)
+        rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    return to_tensor(rgb)
+
+
+def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: float, state_path: Path,
+        meta: dict, resume: bool, checkpoint_every: int, device: torch.device, rank: int, world: int) -> dict:
+    """The training loop: Adam, mixed precision on CUDA, checkpoints, resume, a progress bar.
+
+    ``loss_fn(net, batch) -> {name: loss}`` must include ``total``. Returns the final losses
+    (mean of the last 50 steps).
+    """
+    net.to(device)
+    if device.type == "cuda":
+        net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    start = 0
+    if resume and state_path.is_file():
+        state = checkpoint.load_training_state(state_path)
+        if state["meta"].get("arch") != meta["arch"]:
+            raise RtstyleError(f"{state_path} was trained with another architecture; drop --resume or change --name")
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    recent: dict[str, list[float]] = {}
+    bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=rank != 0,
+               unit="it", dynamic_ncols=True, desc=meta["name"])
+    model.train()
+
+    def save(step: int) -> None:
+        if rank == 0:
+            checkpoint.save_training_state(state_path, {
+                "model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "meta": meta})
+
+    step = start
+    try:
+        for step in bar:
+            batch = next(batches)
+            batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                terms = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimizer.step()
+            for k, v in terms.items():
+                recent.setdefault(k, []).append(float(v))
+                recent[k] = recent[k][-50:]
+            if rank == 0 and (step % 10 == 0 or step == iterations - 1):
+                bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in recent.items()})
+            if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < iterations:
+                save(step + 1)
+        step = iterations
+    except KeyboardInterrupt:
+        save(step)
+        if rank == 0:
+            bar.close()
+            print(f"interrupted at step {step}; state saved to {state_path}, continue with --resume")
+        raise
+    save(step)
+    bar.close()
+    return {k: sum(v) / len(v) for k, v in recent.items()}
+
+
+def _finish(net: nn.Module, meta: dict, final: dict, out: Path, started: float, device: torch.device,
+            rank: int) -> Path | None:
+    if rank != 0:
+        return None
+    meta.update(
+        final_losses=final,
+        train_seconds=round(time.time() - started, 1),
+        hardware=torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+        date=datetime.date.today().isoformat(),
+        torch=torch.__version__,
+    )
+    path = checkpoint.save_model(net, out, meta)
+    print(f"saved {path}")
+    return path
+
+
+def _setup(name: str, out: str | None, seed: int, device: str | None):
+    rank, world = _distributed()
+    dev = _device(device, rank)
+    random.seed(seed + rank)
+    torch.manual_seed(seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    out_path = Path(out) if out else models.user_dir() / f"{name}.safetensors"
+    state_path = out_path.with_suffix(".state.pt")
+    return rank, world, dev, out_path, state_path
+
+
+def train_style(style_image: str, data: str, name: str, *, iterations: int = 40000, batch_size: int = 4,
+                image_size: int = 256, style_size: int | None = 512, content_weight: float = CONTENT_WEIGHT,
+                style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT, lr: float = 1e-3,
+                out: str | None = None, resume: bool = False, checkpoint_every: int = 1000,
+                norm: str = "instance", upsample: str = "resize", width: float = 1.0,
+                vgg_weights: str | None = None, seed: int = 0, workers: int = 2, device: str | None = None) -> Path | None:
+    """Train a style transfer net on photos under ``data`` to render them in the style of ``style_image``."""
+    started = time.time()
+    rank, world, dev, out_path, state_path = _setup(name, out, seed, device)
+    vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
+    if dev.type == "cuda":
+        vgg.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        style = _load_style_target(style_image, style_size).to(dev)
+        grams_s = [losses.gram(f) for f in vgg(style).values()]
+    arch = {"kind": "style", "norm": norm, "upsample": upsample, "width": width}
+    net = build_net(arch)
+    meta = {
+        "name": name, "arch": arch, "style_image": Path(style_image).name, "data": str(data),
+        "recipe": {"iterations": iterations, "batch_size": batch_size * world, "image_size": image_size,
+                   "style_size": style_size, "content_layer": "relu3_3", "style_layers": list(STYLE_LAYERS),
+                   "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
+                   "lr": lr, "optimizer": "Adam", "seed": seed, "world_size": world},
+        "vgg16_sha256": vgg.weights_hash,
+    }
+
+    def loss_fn(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y_hat = model(x)
+        f_hat = vgg(y_hat)
+        with torch.no_grad():
+            f_x = vgg(x)["relu3_3"]
+        content = losses.feature_loss(f_hat["relu3_3"].float(), f_x.float())
+        style_term = losses.style_loss([losses.gram(f) for f in f_hat.values()], grams_s)
+        tv = losses.tv_loss(y_hat.float())
+        total = content_weight * content + style_weight * style_term + tv_weight * tv
+        return {"total": total, "content": content, "style": style_term, "tv": tv}
+
+    dataset = ImageFolder(data, image_size, "style", seed=seed + rank)
+    batches = _batches(dataset, batch_size, workers, seed + 1000 * rank)
+    final = fit(net, loss_fn, batches, iterations=iterations, lr=lr, state_path=state_path, meta=meta,
+                resume=resume, checkpoint_every=checkpoint_every, device=dev, rank=rank, world=world)
+    return _finish(net, meta, final, out_path, started, dev, rank)
+
+
+def train_sr(data: str, name: str, *, scale: int = 4, loss: str = "feat", iterations: int = 200000,
+             batch_size: int = 4, patch_size: int = 288, feat_weight: float = 1.0, pixel_weight: float = 1.0,
+             tv_weight: float = 0.0, lr: float = 1e-3, out: str | None = None, resume: bool = False,
+             checkpoint_every: int = 1000, norm: str = "batch", upsample: str = "deconv", width: float = 1.0,
+             vgg_weights: str | None = None, seed: int = 0, workers: int = 2, device: str | None = None) -> Path | None:
+    """Train a x4 or x8 super-resolution net with the feature loss at relu2_2 (``feat``) or the pixel loss."""
+    if loss not in ("feat", "pixel"):
+        raise RtstyleError(f"--loss must be feat or pixel, not {loss!r}")
+    started = time.time()
+    rank, world, dev, out_path, state_path = _setup(name, out, seed, device)
+    vgg = load_vgg16(vgg_weights, ("relu2_2",), dev) if loss == "feat" else None
+    arch = {"kind": "sr", "scale": scale, "norm": norm, "upsample": upsample, "width": width}
+    net = build_net(arch)
+    meta = {
+        "name": name, "arch": arch, "data": str(data),
+        "recipe": {"loss": loss, "iterations": iterations, "batch_size": batch_size * world, "patch_size": patch_size,
+                   "degradation": "gaussian blur sigma=1, bicubic x1/scale", "feat_weight": feat_weight,
+                   "pixel_weight": pixel_weight, "tv_weight": tv_weight, "lr": lr, "optimizer": "Adam",
+                   "seed": seed, "world_size": world},
+        "vgg16_sha256": vgg.weights_hash if vgg is not None else None,
+    }
+
+    def loss_fn(model: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        lr_img, hr = batch
+        y_hat = model(lr_img)
+        if loss == "feat":
+            with torch.no_grad():
+                target = vgg(hr)["relu2_2"].float()
+            main = feat_weight * losses.feature_loss(vgg(y_hat)["relu2_2"].float(), target)
+        else:
+            main = pixel_weight * losses.pixel_loss(y_hat.float(), hr)
+        tv = losses.tv_loss(y_hat.float())
+        return {"total": main + tv_weight * tv, loss: main, "tv": tv}
+
+    dataset = ImageFolder(data, patch_size, "sr", scale=scale, seed=seed + rank)
+    batches = _batches(dataset, batch_size, workers, seed + 1000 * rank)
+    final = fit(net, loss_fn, batches, iterations=iterations, lr=lr, state_path=state_path, meta=meta,
+                resume=resume, checkpoint_every=checkpoint_every, device=dev, rank=rank, world=world)
+    return _finish(net, meta, final, out_path, started, dev, rank)
