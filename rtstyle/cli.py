@@ -8,12 +8,11 @@ import os
 import sys
 from typing import Optional
 
-import click
 import typer
 
 from rtstyle.errors import RtstyleError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Real-time neural style transfer and super-resolution (Johnson et al. 2016).")
 train_app = typer.Typer(no_args_is_help=True, help="Train transform nets with perceptual losses.")
 app.add_typer(train_app, name="train")
@@ -102,29 +101,27 @@ def styles() -> None:
 # ---------------------------------------------------------------- entry point
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code."""
+    """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code.
+
+    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="rtstyle")
         return 0
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Abort:
-        print("rtstyle: interrupted", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("rtstyle: interrupted", file=sys.stderr)
-        return 130
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except RtstyleError as e:
         print(f"rtstyle: error: {e}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:
+        print("rtstyle: interrupted", file=sys.stderr)
+        return 130
     except Exception as e:  # last resort: a bug, still reported in one line
         if os.environ.get("RTSTYLE_DEBUG"):
             raise
-        print(f"rtstyle: internal error: {e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-              " (set RTSTYLE_DEBUG=1 for the traceback)", file=sys.stderr)
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"rtstyle: internal error: {e.__class__.__name__}: {detail} (set RTSTYLE_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 1
 
 
