@@ -98,6 +98,32 @@ def styles() -> None:
         print(f"{name:<20} {kind:<12} {meta.get('style_image', meta.get('recipe', {}).get('loss', '')):<28} {path}")
 
 
+# ---------------------------------------------------------------- benchmarks (Gatys baseline, speed tables)
+
+@app.command("gatys")
+def gatys(
+    content: str = typer.Argument(..., help="The content image."),
+    style_image: str = typer.Option(..., "--style-image", help="The style image."),
+    iterations: int = typer.Option(500, help="L-BFGS iterations; one = one update = one VGG-16 forward and backward pass."),
+    size: int = typer.Option(512, help="Resize the content image's longer side to this (0: keep its size)."),
+    style_size: Optional[int] = typer.Option(None, help="Resize the style image's longer side to this [default: as the content]."),
+    init: str = typer.Option("content", help="Start from the content image (content) or from uniform noise (noise)."),
+    out: Optional[str] = typer.Option(None, "-o", "--out", help="Output image [default: ./CONTENT-STEM.gatys.png]."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    seed: int = typer.Option(0, help="Seed of the noise initialisation."),
+) -> None:
+    """Stylise one image by optimisation (Gatys et al. 2016): the slow baseline of the paper's Table 1."""
+    from pathlib import Path
+
+    from rtstyle.gatys import stylise_file
+
+    stylise_file(content, style_image, out or f"{Path(content).stem}.gatys.png", iterations=iterations,
+                 size=size or None, style_size=style_size, init=init, vgg_weights=vgg_weights, device=device,
+                 overwrite=overwrite, seed=seed)
+
+
 # ---------------------------------------------------------------- entry point
 
 def main(argv: list[str] | None = None) -> int:
