@@ -45,6 +45,7 @@ def train_style(
     seed: int = typer.Option(0),
     workers: int = typer.Option(2, help="Data loading processes."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    amp: bool = typer.Option(True, help="bf16 mixed precision where the hardware has it (CUDA, AVX512-BF16/AMX CPUs)."),
 ) -> None:
     """Train a style transfer net (paper section 3.1 / 4.1)."""
     from rtstyle.train import train_style as run
@@ -53,7 +54,7 @@ def train_style(
                                      tv_weight=tv_weight).items() if v is not None}
     run(style_image, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
         style_size=style_size, lr=lr, **weights, out=out, resume=resume, checkpoint_every=checkpoint_every, norm=norm, upsample=upsample,
-        width=width, vgg_weights=vgg_weights, seed=seed, workers=workers, device=device)
+        width=width, vgg_weights=vgg_weights, seed=seed, workers=workers, device=device, amp=amp)
 
 
 @train_app.command("sr")
@@ -75,6 +76,7 @@ def train_sr(
     seed: int = typer.Option(0),
     workers: int = typer.Option(2),
     device: Optional[str] = typer.Option(None),
+    amp: bool = typer.Option(True, help="bf16 mixed precision where the hardware has it."),
 ) -> None:
     """Train a super-resolution net (paper section 4.2)."""
     from rtstyle.train import train_sr as run
@@ -84,7 +86,7 @@ def train_sr(
     run(data, name or f"sr_x{scale}_{loss}", scale=scale, loss=loss, iterations=iterations, batch_size=batch_size,
         patch_size=patch_size, tv_weight=tv_weight, lr=lr, out=out, resume=resume,
         checkpoint_every=checkpoint_every, width=width, vgg_weights=vgg_weights, seed=seed, workers=workers,
-        device=device)
+        device=device, amp=amp)
 
 
 @app.command("styles")
@@ -122,6 +124,30 @@ def gatys(
     stylise_file(content, style_image, out or f"{Path(content).stem}.gatys.png", iterations=iterations,
                  size=size or None, style_size=style_size, init=init, vgg_weights=vgg_weights, device=device,
                  overwrite=overwrite, seed=seed)
+
+
+# ---------------------------------------------------------------- camera
+
+@app.command("cam")
+def cam(
+    source: str = typer.Option("0", help="Camera index, /dev/videoN, a stream URL (udp://, rtsp://, http://...) or a video file."),
+    style: Optional[str] = typer.Option(None, help="Style model name or file to start with (default: the first installed)."),
+    backend: str = typer.Option("auto", help="Inference backend (see `rtstyle video --help`)."),
+    precision: str = typer.Option("fp32", help="fp32 or fp16 (CUDA)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    window: bool = typer.Option(True, help="Show the preview window (keys: 1-9 style, space original, s snapshot, q quit)."),
+    record: Optional[str] = typer.Option(None, help="Also record what is shown to this .mp4/.mov/.mkv (finalised on exit and on Ctrl-C)."),
+    frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
+    max_side: Optional[int] = typer.Option(None, help="Run the net at most this many pixels on the longer side (faster)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --record file."),
+    retries: int = typer.Option(5, help="Reconnect attempts in a row when a live source drops (backoff 0.5 s, doubling, max 8 s)."),
+    timeout: float = typer.Option(5.0, help="Seconds without data before a stream counts as unavailable or dropped."),
+) -> None:
+    """Stylize a live camera or stream, processing always the newest frame (stale ones are dropped)."""
+    from rtstyle.camera import run
+
+    run(source, style, backend=backend, precision=precision, device=device, window=window, record=record,
+        frames=frames, max_side=max_side, overwrite=overwrite, retries=retries, timeout=timeout)
 
 
 # ---------------------------------------------------------------- entry point

@@ -41,3 +41,19 @@ def tv_loss(y: torch.Tensor) -> torch.Tensor:
 def pixel_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Pixel loss: 1/(CHW) * ||y_hat - y||_2^2 (section 3.2, 'simple loss functions')."""
     return ((y_hat - y) ** 2).mean(dim=(1, 2, 3)).mean()
+
+
+def style_transfer_loss(y_hat: torch.Tensor, feats_yhat: dict[str, torch.Tensor], content_target: torch.Tensor,
+                        grams_s: list[torch.Tensor], content_weight: float, style_weight: float,
+                        tv_weight: float, content_layer: str = "relu3_3") -> dict[str, torch.Tensor]:
+    """The objective both training (eq. 5) and Gatys et al.'s optimisation minimise:
+    lambda_c * l_feat(relu3_3) + lambda_s * l_style(relu1_2..relu4_3) + lambda_TV * l_TV.
+
+    ``feats_yhat`` are the VGG activations of ``y_hat``; ``content_target`` the content image's
+    activation at ``content_layer``. Returns every term and ``total``.
+    """
+    content = feature_loss(feats_yhat[content_layer].float(), content_target.float())
+    style = style_loss([gram(f) for f in feats_yhat.values()], grams_s)
+    tv = tv_loss(y_hat.float())
+    total = content_weight * content + style_weight * style + tv_weight * tv
+    return {"total": total, "content": content, "style": style, "tv": tv}
