@@ -22,10 +22,17 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# TensorRT-RTX: builds engines ahead of time even without a GPU, so CI tests the real engine build.
+$(VENV)/.tensorrt-rtx: $(VENV)/.installed
+	$(BIN)/pip install -q tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings
+	touch $@
+
+tensorrt-rtx: $(VENV)/.tensorrt-rtx
+
 demo: venv
 	$(BIN)/rtstyle demo --out out/demo
 
-test: venv
+test: venv tensorrt-rtx
 	$(BIN)/python -m pytest -q
 
 bench: venv

@@ -150,6 +150,27 @@ def cam(
         frames=frames, max_side=max_side, overwrite=overwrite, retries=retries, timeout=timeout)
 
 
+# ---------------------------------------------------------------- backends (ONNX export, TensorRT engines)
+
+@app.command("export")
+def export_model(
+    style: str = typer.Option(..., help="Model name or model file (style or SR)."),
+    format: str = typer.Option("onnx", "--format", help="onnx (a file) or tensorrt (an engine in the engine folder)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="ONNX file to write (default: NAME.onnx)."),
+    precision: Optional[str] = typer.Option(None, help="fp32 or fp16 [default: fp32 for onnx, fp16 for tensorrt]."),
+    min: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW of the engine's profile [32x32]."),
+    opt: Optional[str] = typer.Option(None, "--opt", help="Input HxW the engine is tuned for [720x1280]."),
+    max: Optional[str] = typer.Option(None, "--max", help="Largest input HxW of the engine's profile [1088x1920]."),
+    max_batch: int = typer.Option(4, help="Largest batch of the engine's profile."),
+    overwrite: bool = typer.Option(False, help="Replace an existing ONNX file / rebuild a cached engine."),
+) -> None:
+    """Export a model as one self-contained ONNX file (dynamic batch, height, width), or build its
+    TensorRT engine into the engine folder ($RTSTYLE_ENGINE_DIR, default ~/.cache/rtstyle/engines)."""
+    from rtstyle.export import export
+
+    print(export(style, format, output, precision, {"min": min, "opt": opt, "max": max}, max_batch, overwrite))
+
+
 # ---------------------------------------------------------------- entry point
 
 def main(argv: list[str] | None = None) -> int:

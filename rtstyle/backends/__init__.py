@@ -1,19 +1,35 @@
 """Inference backends: one interface for every way rtstyle can run a transform net.
 
 A backend is a callable taking an NCHW float tensor in [0, 1] on ``backend.device`` and returning
-the net's output there. Callers pad inputs to a multiple of ``multiple_of`` themselves.
+the net's output there (in ``backend.dtype``). Callers pad inputs to a multiple of ``multiple_of``
+themselves.
+
+- ``torch``: eager PyTorch, everywhere; the reference the others are tested against.
+- ``onnxruntime``: the exported ONNX file through ONNX Runtime on the CPU.
+- ``compile``: ``torch.compile``; on CUDA with FP16, channels_last and CUDA graphs.
+- ``tensorrt``: a serialized TensorRT (or TensorRT-RTX) engine, FP16 by default.
+- ``auto``: TensorRT when it is importable and CUDA is present, else ``compile`` on CUDA, else
+  whichever of ``onnxruntime`` and ``torch`` measured faster on this CPU (measured once per
+  architecture and machine, remembered in the engine folder). It says what it chose on stderr.
 """
 from __future__ import annotations
 
+import json
+import os
+import platform
+import time
 from typing import Protocol
 
 import torch
 from torch import nn
 
 from rtstyle.errors import RtstyleError
+from rtstyle.export import say
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "tensorrt", "compile", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16")
+CPU_CHOICE_FILE = "cpu-backend.json"
+PROBE_SIZE = 256  # square input the CPU choice is measured at
 
 
 class Backend(Protocol):
@@ -31,11 +47,110 @@ def default_device() -> torch.device:
 def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str | torch.device | None = None,
                  precision: str = "fp32") -> Backend:
     """Wrap ``net`` (with its metadata) in the requested backend; ``auto`` picks the fastest available."""
-    from rtstyle.backends.torch_eager import TorchBackend
-
     device = torch.device(device) if device else default_device()
     if precision not in PRECISIONS:
         raise RtstyleError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    if backend in ("auto", "torch"):
+    if backend not in BACKENDS:
+        raise RtstyleError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return _auto(net, meta, device, precision)
+    if backend == "torch":
+        from rtstyle.backends.torch_eager import TorchBackend
+
         return TorchBackend(net, device, precision)
-    raise RtstyleError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "onnxruntime":
+        from rtstyle.backends.onnxrt import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(net, meta, device, precision)
+    if backend == "compile":
+        from rtstyle.backends.compiled import CompiledBackend
+
+        return CompiledBackend(net, device, precision)
+    from rtstyle.backends.tensorrt import TensorRTBackend
+
+    return TensorRTBackend(net, meta, device, precision)
+
+
+def _auto(net: nn.Module, meta: dict, device: torch.device, precision: str) -> Backend:
+    if device.type == "cuda":
+        from rtstyle.export import import_tensorrt
+
+        choice = "tensorrt" if import_tensorrt() is not None else "compile"
+        say(f"backend auto: {choice} ({'TensorRT importable' if choice == 'tensorrt' else 'no TensorRT'}, "
+             f"CUDA {torch.cuda.get_device_name(device)})")
+        return load_backend(net, meta, choice, device, precision)
+    if device.type != "cpu":
+        return load_backend(net, meta, "torch", device, precision)
+    return _fastest_cpu(net, meta, device, precision)
+
+
+def _cpu_key(meta: dict) -> str:
+    """What the CPU measurement depends on: the architecture, this CPU and thread count, the versions."""
+    import onnxruntime
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return json.dumps([meta["arch"], cpu, os.cpu_count(), torch.get_num_threads(), torch.__version__,
+                       onnxruntime.__version__], sort_keys=True)
+
+
+def _time_ms(fn, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    fn(x)
+    return (time.perf_counter() - start) * 1000
+
+
+def measure_cpu(candidates: dict[str, Backend], size: int = PROBE_SIZE, rounds: int = 3) -> dict[str, float]:
+    """Best-of-``rounds`` milliseconds per 1x3x``size``x``size`` frame for each backend, interleaved
+    so that load from other processes hits every candidate alike."""
+    x = torch.rand(1, 3, size, size)
+    for fn in candidates.values():
+        fn(x)  # warm-up: allocations, ONNX Runtime's first-run graph work
+    best = {name: float("inf") for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            best[name] = min(best[name], _time_ms(fn, x))
+    return {name: round(ms, 2) for name, ms in best.items()}
+
+
+def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: str) -> Backend:
+    """Eager PyTorch or ONNX Runtime, whichever measured faster for this architecture on this CPU."""
+    from rtstyle.backends.onnxrt import OnnxRuntimeBackend
+    from rtstyle.backends.torch_eager import TorchBackend
+    from rtstyle.checkpoint import atomic_path
+    from rtstyle.export import engine_dir
+
+    if precision != "fp32":
+        raise RtstyleError("fp16 needs a CUDA device; use --precision fp32 on the CPU")
+    path = engine_dir() / CPU_CHOICE_FILE
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    key = _cpu_key(meta)
+    if key in known:
+        ms = known[key]
+        choice = min(ms, key=ms.get)
+        say(f"backend auto: {choice} (faster on this CPU when measured: {_fmt(ms)})")
+        return load_backend(net, meta, choice, device, precision)
+    candidates = {"torch": TorchBackend(net, device, precision), "onnxruntime": OnnxRuntimeBackend(net, meta, device)}
+    ms = measure_cpu(candidates)
+    known[key] = ms
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(json.dumps(known, indent=1))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    choice = min(ms, key=ms.get)
+    say(f"backend auto: {choice} (measured now on this CPU: {_fmt(ms)}; remembered in {path})")
+    return candidates[choice]
+
+
+def _fmt(ms: dict[str, float]) -> str:
+    return ", ".join(f"{name} {v:.0f} ms" for name, v in ms.items()) + f" per {PROBE_SIZE}x{PROBE_SIZE} frame"

@@ -1,0 +1,48 @@
+"""ONNX Runtime on the CPU, running the model's exported ONNX file (cached in the engine folder)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from rtstyle.errors import RtstyleError
+
+
+def session_options(threads: int | None = None):
+    """CPU session settings: all graph optimisations (constant folding, Conv+Relu fusion, the
+    blocked NCHWc convolution layout), one intra-op pool as large as PyTorch's, sequential execution
+    (the nets are a chain: a second, inter-op pool only competes for the same cores)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+    dtype = torch.float32
+
+    def __init__(self, net: nn.Module, meta: dict, device: torch.device | None = None, precision: str = "fp32",
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        from rtstyle.export import cached_onnx
+
+        self.device = torch.device(device or "cpu")
+        if self.device.type != "cpu":
+            raise RtstyleError("the onnxruntime backend runs on the CPU; on CUDA use --backend tensorrt or compile")
+        if precision != "fp32":
+            raise RtstyleError("fp16 needs a CUDA device; use --precision fp32 on the CPU")
+        self.path = cached_onnx(net, meta)
+        self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # from_numpy/numpy share memory: no copies besides ONNX Runtime's own.
+        arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        return torch.from_numpy(self.session.run(None, {self.input: arr})[0])
