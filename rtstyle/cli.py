@@ -126,6 +126,45 @@ def gatys(
                  overwrite=overwrite, seed=seed)
 
 
+def _ints(text: Optional[str], option: str) -> Optional[list[int]]:
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise RtstyleError(f"{option} takes comma-separated integers, not {text!r}") from None
+
+
+@app.command("bench")
+def bench(
+    sizes: Optional[str] = typer.Option(None, help="Square image sizes [default: 256,512,1024; --quick: 64,128]."),
+    iterations: Optional[str] = typer.Option(None, help="Gatys L-BFGS iteration counts [default: 100,300,500]."),
+    backend: Optional[str] = typer.Option(None, help="Backends for the per-backend rows, comma-separated [default: all; --quick: torch]."),
+    measured_iterations: Optional[int] = typer.Option(None, help="Gatys iterations timed per size, the rest projected [default: 2 on CPU, 20 on CUDA]."),
+    full: bool = typer.Option(False, help="Run every Gatys iteration instead of projecting (hours on a CPU)."),
+    quick: bool = typer.Option(False, help="Small sizes and few frames: under a minute on 2 CPU cores."),
+    resolutions: Optional[str] = typer.Option(None, help="Pipeline resolutions, e.g. 640x360,1280x720 ('none' skips the section)."),
+    frames: Optional[int] = typer.Option(None, help="Clip frames per pipeline resolution [default: 3 on CPU, 60 on CUDA]."),
+    clip: Optional[str] = typer.Option(None, help="Video for the pipeline section [default: $RTSTYLE_SHARED/data/video/chaplin.mp4]."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Results JSON (Markdown beside it) [default: benchmarks/results/bench-DEVICE.json]."),
+    plot_path: Optional[str] = typer.Option(None, "--plot", help="Speedup chart PNG (needs matplotlib) [default: beside the JSON]."),
+) -> None:
+    """The paper's Table 1 on this machine: Gatys et al. vs one feed-forward pass, per backend, and the video pipeline vs a naive loop."""
+    from rtstyle.bench import bench as run
+
+    res = None
+    if resolutions is not None:
+        try:
+            res = [] if resolutions == "none" else [tuple(int(v) for v in r.lower().split("x")) for r in resolutions.split(",")]
+        except ValueError:
+            raise RtstyleError(f"--resolutions takes WIDTHxHEIGHT,... (e.g. 640x360,1280x720), not {resolutions!r}") from None
+    run(sizes=_ints(sizes, "--sizes"), iterations=_ints(iterations, "--iterations"),
+        backends=[b.strip() for b in backend.split(",")] if backend else None, measured_iterations=measured_iterations,
+        full=full, quick=quick, resolutions=res, frames=frames, clip=clip, device=device, json_path=json_path,
+        plot_path=plot_path)
+
+
 # ---------------------------------------------------------------- camera
 
 @app.command("cam")

@@ -42,16 +42,13 @@ def gatys_objective(vgg: VGG16Features, y: torch.Tensor, content_feats: torch.Te
                     style_grams: list[torch.Tensor], weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
     """The weighted perceptual objective of image ``y`` (1x3xHxW in [0, 1]).
 
-    Returns {"total", "content", "style", "tv"}; the three terms are unweighted, ``total`` is weighted.
-    ``vgg`` must return the style layers (``load_vgg16()``'s default).
+    The same function training minimises (``losses.style_transfer_loss``). Returns {"total", "content",
+    "style", "tv"}: the three terms unweighted, ``total`` weighted. ``vgg`` must return exactly the
+    style layers (``load_vgg16()``'s default).
     """
     w = weights or default_weights()
-    feats = vgg(y)
-    content = losses.feature_loss(feats[CONTENT_LAYER].float(), content_feats.float())
-    style = losses.style_loss([losses.gram(feats[name]) for name in STYLE_LAYERS], style_grams)
-    tv = losses.tv_loss(y.float())
-    total = w["content"] * content + w["style"] * style + w["tv"] * tv
-    return {"total": total, "content": content, "style": style, "tv": tv}
+    return losses.style_transfer_loss(y, vgg(y), content_feats, style_grams, w["content"], w["style"], w["tv"],
+                                      CONTENT_LAYER)
 
 
 def optimise(content: torch.Tensor, style: torch.Tensor, iterations: int, *, vgg: VGG16Features,
