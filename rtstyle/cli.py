@@ -210,6 +210,81 @@ def export_model(
     print(export(style, format, output, precision, {"min": min, "opt": opt, "max": max}, max_batch, overwrite))
 
 
+# ---------------------------------------------------------------- evaluation
+
+eval_app = typer.Typer(no_args_is_help=True, help="Measure models against the paper's tables (SR PSNR/SSIM, style vs Gatys).")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("sr")
+def eval_sr(
+    set_dir: str = typer.Option(..., "--set", help="Folder of HR ground-truth images (Set5, Set14, BSD100)."),
+    scale: int = typer.Option(4, help="Upscaling factor: 4 or 8."),
+    model: str = typer.Option("bicubic", help="SR model name or file; bicubic alone if 'bicubic' (always shown)."),
+    blur: float = typer.Option(0.0, help="Gaussian blur sigma before downsampling (1.0 = the training degradation; "
+                                         "0 = the SR literature's benchmark LR)."),
+    json: Optional[str] = typer.Option(None, "--json", help="Also write the per-image and mean scores to this JSON file."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --json file."),
+    backend: str = typer.Option("torch", help="Inference backend for the model."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+) -> None:
+    """PSNR / SSIM on Y of x4 / x8 super-resolution beside the paper's (Johnson et al. 2016, section 4.2)."""
+    from rtstyle.evaluate import eval_sr as run
+
+    run(set_dir, scale, model, blur=blur, device=device, backend=backend, json_path=json, overwrite=overwrite)
+
+
+@eval_app.command("style")
+def eval_style(
+    style: str = typer.Option(..., help="Style model name or file."),
+    content: str = typer.Option(..., help="Folder of held-out photos (e.g. BSD100; never the training photos)."),
+    gatys_iterations: str = typer.Option("50,100,300,500", help="L-BFGS iteration counts to compare against."),
+    size: int = typer.Option(256, help="Centre square crop size in pixels (paper: 256-1024; CPU: keep it small)."),
+    images: int = typer.Option(2, help="How many photos of --content to use (the first N, sorted)."),
+    init: str = typer.Option("noise", help="Start L-BFGS from noise (Gatys et al., the paper) or from the content photo."),
+    style_image: Optional[str] = typer.Option(None, help="The style image [default: $RTSTYLE_SHARED/data/styles/ + the model card's]."),
+    json: Optional[str] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    plot: Optional[str] = typer.Option(None, help="Write the objective-vs-iterations plot to this PNG/SVG/PDF."),
+    overwrite: bool = typer.Option(False, help="Replace existing --json / --plot files."),
+    vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+) -> None:
+    """The training objective of a net's output vs Gatys et al.'s L-BFGS after N iterations (paper Figure 5).
+
+    Costly on a CPU: every L-BFGS iteration is a VGG-16 forward and backward pass (about 3 s at 256x256
+    on 2 cores), so the defaults take about 25 minutes per image there.
+    """
+    from rtstyle.evaluate import eval_style as run
+
+    try:
+        counts = tuple(int(v) for v in gatys_iterations.split(","))
+    except ValueError:
+        raise RtstyleError(f"--gatys-iterations must be comma-separated counts like 50,100,300,500, not {gatys_iterations!r}") from None
+    run(style, content, gatys_iterations=counts, size=size, images=images, init=init, style_image=style_image,
+        json_path=json, plot_path=plot, overwrite=overwrite, vgg_weights=vgg_weights, device=device)
+
+
+# ---------------------------------------------------------------- backends (ONNX export, TensorRT engines)
+
+@app.command("export")
+def export_model(
+    style: str = typer.Option(..., help="Model name or model file (style or SR)."),
+    format: str = typer.Option("onnx", "--format", help="onnx (a file) or tensorrt (an engine in the engine folder)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="ONNX file to write (default: NAME.onnx)."),
+    precision: Optional[str] = typer.Option(None, help="fp32 or fp16 [default: fp32 for onnx, fp16 for tensorrt]."),
+    min: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW of the engine's profile [32x32]."),
+    opt: Optional[str] = typer.Option(None, "--opt", help="Input HxW the engine is tuned for [720x1280]."),
+    max: Optional[str] = typer.Option(None, "--max", help="Largest input HxW of the engine's profile [1088x1920]."),
+    max_batch: int = typer.Option(4, help="Largest batch of the engine's profile."),
+    overwrite: bool = typer.Option(False, help="Replace an existing ONNX file / rebuild a cached engine."),
+) -> None:
+    """Export a model as one self-contained ONNX file (dynamic batch, height, width), or build its
+    TensorRT engine into the engine folder ($RTSTYLE_ENGINE_DIR, default ~/.cache/rtstyle/engines)."""
+    from rtstyle.export import export
+
+    print(export(style, format, output, precision, {"min": min, "opt": opt, "max": max}, max_batch, overwrite))
+
+
 # ---------------------------------------------------------------- entry point
 
 def main(argv: list[str] | None = None) -> int:

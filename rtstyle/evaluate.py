@@ -1,0 +1,424 @@
+"""``rtstyle eval``: the paper's quantitative results, measured on our models.
+
+- ``eval_sr``: PSNR / SSIM of x4 / x8 super-resolution on Set5, Set14, BSD100 (Johnson et al. 2016,
+  section 4.2), with the protocol of the SR literature (SRCNN, Dong et al. 2016): HR modcropped to a
+  multiple of the scale (top-left), LR = MATLAB ``imresize(hr, 1/scale)`` (bicubic, antialiased),
+  outputs rounded to uint8, both metrics on the Y channel of BT.601 YCbCr (MATLAB ``rgb2ycbcr``,
+  16-235, not rounded; one-channel files on their gray values), ``scale`` border pixels cropped, SSIM of Wang et al. 2004 (11x11 Gaussian,
+  sigma 1.5, K = 0.01 / 0.03, L = 255, "valid" window positions). With this protocol the bicubic
+  baseline gives Set5 x4 28.43 dB / 0.8111, the paper's 28.43 / 0.8114.
+- ``eval_style``: the paper's Figure 5: the style transfer objective (content + style + TV with the
+  training weights) that a feed-forward net reaches in one pass, against Gatys et al.'s L-BFGS
+  optimisation (``rtstyle.gatys``) after N iterations, on held-out photos.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+from tqdm import tqdm
+
+from rtstyle.errors import RtstyleError
+from rtstyle.imageio import list_images, read_image, to_image, to_tensor
+from rtstyle.imresize import imresize
+
+# Johnson et al. 2016, section 4.2: (PSNR dB, SSIM) on Set5. Keyed by our recipe's ``loss``
+# ("pixel" / "feat"); "srcnn" is Dong et al.'s model, for reference.
+PAPER_SR = {
+    4: {"Set5": {"bicubic": (28.43, 0.8114), "pixel": (28.40, 0.8205), "srcnn": (30.48, 0.8628),
+                 "feat": (27.09, 0.7680)}},
+    8: {"Set5": {"bicubic": (23.80, 0.6455), "pixel": (24.77, 0.6864), "feat": (23.26, 0.7058)}},
+}
+PAPER_LABELS = {"bicubic": "bicubic", "pixel": "l_pixel", "srcnn": "SRCNN", "feat": "l_feat"}
+
+
+# ---------------------------------------------------------------- metrics
+
+def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
+    """Luma of an HxWx3 uint8 RGB image as MATLAB ``rgb2ycbcr`` (BT.601, range 16-235), in float64."""
+    x = rgb.astype(np.float64)
+    return 16.0 + (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]) / 255.0
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB; infinite for identical images."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else 10.0 * math.log10(peak ** 2 / mse)
+
+
+def _gaussian_valid(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Separable filtering keeping only the positions where the whole window fits (MATLAB 'valid')."""
+    x = sliding_window_view(x, len(k), axis=0) @ k
+    return sliding_window_view(x, len(k), axis=1) @ k
+
+
+def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """Mean SSIM of two grayscale images (Wang et al. 2004, their ``ssim_index.m``, no downsampling)."""
+    if min(a.shape) < 11:
+        raise RtstyleError(f"SSIM needs images of at least 11x11 pixels, not {a.shape[1]}x{a.shape[0]}")
+    t = np.arange(-5, 6, dtype=np.float64)
+    k = np.exp(-t ** 2 / (2 * 1.5 ** 2))
+    k /= k.sum()
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    mu_a, mu_b = _gaussian_valid(a, k), _gaussian_valid(b, k)
+    var_a = _gaussian_valid(a * a, k) - mu_a ** 2
+    var_b = _gaussian_valid(b * b, k) - mu_b ** 2
+    cov = _gaussian_valid(a * b, k) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map.mean())
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom / right so that height and width are multiples of ``scale``."""
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def is_one_channel(path: Path) -> bool:
+    """Whether an image file stores a single gray channel (not whether an RGB image looks gray)."""
+    import cv2
+
+    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    return img is not None and img.ndim == 2
+
+
+def sr_scores(sr: np.ndarray, hr: np.ndarray, border: int, gray: bool = False) -> tuple[float, float]:
+    """(PSNR, SSIM) of two uint8 RGB images on Y, ``border`` pixels cropped on every side.
+
+    ``gray``: the ground truth is a one-channel file (Set14's bridge). It is compared on its gray
+    values 0-255, against the output's full-range luma, as the SR literature's code does (it skips
+    ``rgb2ycbcr`` for one-channel files). Y in 16-235 instead would add 1.3 dB to bridge and 0.09 dB
+    to the Set14 mean. (Set14's man is stored as RGB and goes through Y like the others.)
+    """
+    if sr.shape != hr.shape:
+        raise RtstyleError(f"output is {sr.shape[1]}x{sr.shape[0]}, ground truth {hr.shape[1]}x{hr.shape[0]}")
+    if gray:
+        y_sr, y_hr = (rgb_to_y(sr) - 16.0) * 255.0 / 219.0, hr[..., 0].astype(np.float64)
+    else:
+        y_sr, y_hr = rgb_to_y(sr), rgb_to_y(hr)
+    if border:
+        y_sr, y_hr = y_sr[border:-border, border:-border], y_hr[border:-border, border:-border]
+    return psnr(y_sr, y_hr), ssim(y_sr, y_hr)
+
+
+# ---------------------------------------------------------------- super-resolution
+
+def make_lr(hr: np.ndarray, scale: int, blur: float = 0.0) -> np.ndarray:
+    """The low-resolution test input: MATLAB bicubic ``imresize(hr, 1/scale)``, rounded to uint8.
+
+    ``blur > 0`` first applies the Gaussian blur of the training degradation (``rtstyle.data.degrade``);
+    the SR literature's benchmark numbers (and the paper's bicubic baseline) use no blur.
+    """
+    if not blur:
+        return imresize(hr, 1 / scale)
+    from rtstyle.data import gaussian_blur
+
+    return imresize(to_image(gaussian_blur(to_tensor(hr), blur)), 1 / scale)
+
+
+def _loss_of(meta: dict) -> str | None:
+    return meta.get("recipe", {}).get("loss")
+
+
+def eval_sr(set_dir: str, scale: int = 4, model: str = "bicubic", *, blur: float = 0.0, device: str | None = None,
+            backend: str = "torch", json_path: str | None = None, overwrite: bool = False) -> dict:
+    """Evaluate bicubic upscaling and, unless ``model`` is ``bicubic``, an SR model on one image set.
+
+    Prints a table beside the paper's numbers and returns (and optionally writes as JSON) the
+    per-image and mean scores.
+    """
+    if scale not in (4, 8):
+        raise RtstyleError(f"--scale must be 4 or 8, not {scale}")
+    if blur < 0:
+        raise RtstyleError(f"--blur must be >= 0, not {blur}")
+    folder = Path(set_dir)
+    if not folder.is_dir():
+        raise RtstyleError(f"image set folder not found: {folder}")
+    paths = list_images(folder)
+    if not paths:
+        raise RtstyleError(f"no images (png/jpg) found in {folder}")
+    out = _check_json(json_path, overwrite)
+    runner, model_name, meta = None, None, None
+    if model != "bicubic":
+        runner, meta = _sr_runner(model, scale, device, backend)
+        model_name = meta["name"]
+    methods = ["bicubic"] + ([model_name] if model_name else [])
+    per_image: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in methods}
+    for path in tqdm(paths, desc=f"{folder.name} x{scale}", unit="img", dynamic_ncols=True):
+        hr = modcrop(read_image(path), scale)
+        if min(hr.shape[:2]) < 2 * scale + 11:
+            raise RtstyleError(f"{path} is too small for x{scale} evaluation ({hr.shape[1]}x{hr.shape[0]})")
+        lr, gray = make_lr(hr, scale, blur), is_one_channel(path)
+        per_image["bicubic"][path.name] = sr_scores(imresize(lr, scale), hr, scale, gray)
+        if runner:
+            per_image[model_name][path.name] = sr_scores(runner(lr), hr, scale, gray)
+    result = {
+        "set": folder.name, "scale": scale, "images": len(paths), "lr_blur_sigma": blur,
+        "protocol": "Y (BT.601, 16-235), border = scale, HR modcrop, LR = MATLAB bicubic imresize, uint8",
+        "methods": {m: {"psnr": float(np.mean([p for p, _ in scores.values()])),
+                        "ssim": float(np.mean([s for _, s in scores.values()])),
+                        "per_image": {k: {"psnr": p, "ssim": s} for k, (p, s) in scores.items()}}
+                    for m, scores in per_image.items()},
+        "paper": {PAPER_LABELS[k]: {"psnr": v[0], "ssim": v[1]} for k, v in PAPER_SR[scale].get(folder.name, {}).items()},
+    }
+    if meta is not None:
+        result["model"] = {"name": model_name, "loss": _loss_of(meta), "arch": meta["arch"]}
+    print(format_sr_table(result))
+    if out:
+        _write_json(out, result)
+    return result
+
+
+def _sr_runner(model: str, scale: int, device: str | None, backend: str):
+    """A function uint8 LR RGB -> uint8 SR RGB running the model through ``load_backend``."""
+    from rtstyle import models
+    from rtstyle.backends import load_backend
+
+    net, meta = models.load(model, kind="sr")
+    if meta["arch"]["scale"] != scale:
+        raise RtstyleError(f"model {meta['name']} upscales x{meta['arch']['scale']}, not x{scale}")
+    runner = load_backend(net, meta, backend=backend, device=device)
+
+    def run(lr: np.ndarray) -> np.ndarray:
+        return to_image(runner(to_tensor(lr).to(runner.device)))
+
+    return run, meta
+
+
+def format_sr_table(result: dict) -> str:
+    """Our PSNR / SSIM beside the paper's, one row per method."""
+    paper = PAPER_SR[result["scale"]].get(result["set"], {})
+    ours = result["methods"]
+    model = result.get("model")
+    rows = []
+    for key, label in PAPER_LABELS.items():
+        if key == "bicubic":
+            mine = ours["bicubic"]
+        elif model and model["loss"] == key:
+            mine = ours[model["name"]]
+            label = f"{label} ({model['name']})"
+        else:
+            mine = None
+        if mine is None and key not in paper:
+            continue
+        rows.append((label, mine, paper.get(key)))
+    if model and model["loss"] not in PAPER_LABELS:
+        rows.append((model["name"], ours[model["name"]], None))
+
+    def cell(v) -> str:
+        if v is None:
+            return "-"
+        p, s = (v["psnr"], v["ssim"]) if isinstance(v, dict) else v
+        return f"{p:.2f} / {s:.4f}"
+
+    blur = f", LR blurred sigma={result['lr_blur_sigma']:g}" if result["lr_blur_sigma"] else ""
+    lines = [f"{result['set']} x{result['scale']} ({result['images']} images{blur}): PSNR (dB) / SSIM on Y, "
+             f"border {result['scale']} px",
+             f"{'method':<28}{'rtstyle':>18}{'paper':>18}"]
+    lines += [f"{label:<28}{cell(mine):>18}{cell(theirs):>18}" for label, mine, theirs in rows]
+    if not paper:
+        lines.append(f"(the paper's numbers for {result['set']} x{result['scale']} are not in rtstyle's table)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- style transfer vs Gatys
+
+def _check_json(path: str | None, overwrite: bool) -> Path | None:
+    from rtstyle.outputs import check_output
+
+    return check_output([], Path(path), overwrite) if path else None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from rtstyle.outputs import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+def center_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize the shorter side to ``size`` (area / bicubic), then crop the central ``size`` x ``size``."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    s = size / min(h, w)
+    nw, nh = max(size, round(w * s)), max(size, round(h * s))
+    rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    y, x = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(rgb[y:y + size, x:x + size])
+
+
+def find_style_image(meta: dict, style_image: str | None) -> Path:
+    """The style image a model was trained on: ``--style-image``, else $RTSTYLE_SHARED/data/styles/NAME."""
+    import os
+
+    if style_image:
+        path = Path(style_image)
+    else:
+        name = meta.get("style_image")
+        shared = os.environ.get("RTSTYLE_SHARED")
+        if not name or not shared:
+            raise RtstyleError(f"cannot tell which style image model {meta['name']} was trained on; "
+                               "pass --style-image PATH")
+        path = Path(shared) / "data" / "styles" / name
+    if not path.is_file():
+        raise RtstyleError(f"style image not found: {path}; pass --style-image PATH")
+    return path
+
+
+def crossing(iterations: list[int], curve: list[float], level: float) -> float | None:
+    """The first (fractional) iteration at which a decreasing ``curve`` falls to ``level``, or None."""
+    for i in range(1, len(curve)):
+        if curve[i] <= level:
+            lo, hi = curve[i - 1], curve[i]
+            frac = 0.0 if lo == hi else (lo - level) / (lo - hi)
+            return iterations[i - 1] + frac * (iterations[i] - iterations[i - 1])
+    return None
+
+
+def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...] = (50, 100, 300, 500),
+               size: int = 256, images: int = 2, init: str = "noise", style_image: str | None = None,
+               json_path: str | None = None, plot_path: str | None = None, overwrite: bool = False,
+               vgg_weights: str | None = None, device: str | None = None) -> dict:
+    """The Gatys objective of a feed-forward net's output vs L-BFGS optimisation (paper Figure 5).
+
+    For each of the first ``images`` photos of ``content_dir`` (centre ``size`` x ``size`` crops):
+    the objective of the net's output, and of Gatys et al.'s image after each count in
+    ``gatys_iterations`` (one run of max(counts) iterations, measured on the image clamped to [0, 1]).
+    The style target, loss layers and weights are the model's training recipe.
+    """
+    from rtstyle import gatys, models
+    from rtstyle.backends import load_backend
+    from rtstyle.train import _load_style_target
+    from rtstyle.vgg import STYLE_LAYERS, load_vgg16
+
+    counts = sorted(set(gatys_iterations))
+    if not counts or counts[0] < 1:
+        raise RtstyleError("--gatys-iterations must be positive counts, e.g. 50,100,300,500")
+    if size < 16 or size % 4:
+        raise RtstyleError(f"--size must be a multiple of 4 and at least 16, not {size}")
+    if images < 1:
+        raise RtstyleError(f"--images must be at least 1, not {images}")
+    if init not in ("noise", "content"):
+        raise RtstyleError(f"--init must be noise or content, not {init!r}")
+    folder = Path(content_dir)
+    if not folder.is_dir():
+        raise RtstyleError(f"content folder not found: {folder}")
+    net, meta = models.load(style, kind="style")
+    trained_on = meta.get("data")
+    if trained_on and Path(trained_on).exists() and folder.resolve() == Path(trained_on).resolve():
+        raise RtstyleError(f"{folder} is the folder {meta['name']} was trained on; evaluate on held-out photos")
+    paths = list_images(folder)[:images]
+    if not paths:
+        raise RtstyleError(f"no images (png/jpg) found in {folder}")
+    out_json, out_plot = _check_json(json_path, overwrite), _check_json(plot_path, overwrite)
+    recipe = meta.get("recipe", {})
+    weights = gatys.default_weights()
+    weights.update({k: recipe[f"{k}_weight"] for k in weights if f"{k}_weight" in recipe})
+    if recipe.get("content_layer", gatys.CONTENT_LAYER) != gatys.CONTENT_LAYER or \
+            tuple(recipe.get("style_layers", STYLE_LAYERS)) != tuple(STYLE_LAYERS):
+        raise RtstyleError(f"{meta['name']} was trained with other loss layers than rtstyle.gatys uses")
+    style_path = find_style_image(meta, style_image)
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
+    style_t = _load_style_target(str(style_path), recipe.get("style_size", 512)).to(dev)
+    runner = load_backend(net, meta, backend="torch", device=dev)
+
+    rows = []
+    for n, path in enumerate(paths):
+        x = to_tensor(center_square(read_image(path), size)).to(dev)
+        content_feats, style_grams = gatys.targets(vgg, x, style_t)
+        started = time.perf_counter()
+        y_ff = runner(x).float().clamp(0, 1)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        ff_seconds = time.perf_counter() - started
+        with torch.no_grad():
+            ff = {k: float(v) for k, v in gatys.gatys_objective(vgg, y_ff, content_feats, style_grams, weights).items()}
+        curve: list[float] = []
+        at: dict[int, dict[str, float]] = {}
+
+        def record(i: int, terms: dict[str, float], y: torch.Tensor) -> None:
+            curve.append(terms["total"])  # objective of the image after i - 1 updates
+            if i in counts:
+                with torch.no_grad():
+                    at[i] = {k: float(v) for k, v in
+                             gatys.gatys_objective(vgg, y.clamp(0, 1), content_feats, style_grams, weights).items()}
+
+        print(f"[{n + 1}/{len(paths)}] {path.name}: L-BFGS for {counts[-1]} iterations at {size}x{size}")
+        started = time.perf_counter()
+        gatys.optimise(x, style_t, counts[-1], vgg=vgg, weights=weights, init=init, seed=n, callback=record)
+        gatys_seconds = time.perf_counter() - started
+        rows.append({"image": path.name, "feed_forward": ff, "gatys": {str(k): at[k] for k in counts}, "curve": curve,
+                     "feed_forward_seconds": ff_seconds, "gatys_seconds_per_iteration": gatys_seconds / counts[-1]})
+
+    mean_ff = float(np.mean([r["feed_forward"]["total"] for r in rows]))
+    mean_at = {k: float(np.mean([r["gatys"][str(k)]["total"] for r in rows])) for k in counts}
+    mean_curve = np.mean([r["curve"] for r in rows], axis=0).tolist()
+    matched = crossing(list(range(len(mean_curve))), mean_curve, mean_ff)
+    result = {
+        "style": meta["name"], "style_image": style_path.name, "content": str(folder), "images": len(rows),
+        "size": size, "init": init, "weights": weights, "device": str(dev),
+        "feed_forward_total": mean_ff, "gatys_total": {str(k): v for k, v in mean_at.items()},
+        "gatys_iterations_to_match": matched, "per_image": rows,
+    }
+    print(format_style_table(result))
+    if out_json:
+        _write_json(out_json, result)
+    if out_plot:
+        plot_style(result, out_plot)
+    return result
+
+
+def format_style_table(result: dict) -> str:
+    counts = list(result["gatys_total"])
+    head = f"{'image':<16}{'net':>10}" + "".join(f"{'L-BFGS ' + c:>13}" for c in counts)
+    lines = [f"style {result['style']}: Gatys objective (content + style + TV, training weights), "
+             f"{result['images']} images of {Path(result['content']).name} at {result['size']}x{result['size']}, "
+             f"L-BFGS from {result['init']}; lower is better", head]
+    for r in result["per_image"]:
+        lines.append(f"{r['image']:<16}{r['feed_forward']['total']:>10.3f}"
+                     + "".join(f"{r['gatys'][c]['total']:>13.3f}" for c in counts))
+    lines.append(f"{'mean':<16}{result['feed_forward_total']:>10.3f}"
+                 + "".join(f"{result['gatys_total'][c]:>13.3f}" for c in counts))
+    matched = result["gatys_iterations_to_match"]
+    lines.append(f"L-BFGS reaches the net's mean objective after {matched:.0f} iterations" if matched is not None
+                 else f"L-BFGS does not reach the net's mean objective within {len(result['per_image'][0]['curve'])} iterations")
+    ff_s = np.mean([r["feed_forward_seconds"] for r in result["per_image"]])
+    it_s = np.mean([r["gatys_seconds_per_iteration"] for r in result["per_image"]])
+    lines.append(f"time on {result['device']}: net {ff_s * 1000:.0f} ms per image, L-BFGS {it_s * 1000:.0f} ms per iteration")
+    return "\n".join(lines)
+
+
+def plot_style(result: dict, path: Path) -> None:
+    """Objective vs L-BFGS iterations (mean over images), the net's objective as a horizontal line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rtstyle.outputs import atomic_output
+
+    curve = np.mean([r["curve"] for r in result["per_image"]], axis=0)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.plot(np.arange(len(curve)), curve, label="Gatys et al. (L-BFGS)")
+    counts = [int(c) for c in result["gatys_total"]]
+    ax.plot(counts, [result["gatys_total"][str(c)] for c in counts], "o", color="C0")
+    ax.axhline(result["feed_forward_total"], color="C3", linestyle="--", label=f"feed-forward net ({result['style']})")
+    ax.set_yscale("log")
+    ax.set_xlabel("L-BFGS iterations")
+    ax.set_ylabel("objective (content + style + TV)")
+    ax.set_title(f"{result['style']}: {result['images']} images, {result['size']}x{result['size']}")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    print(f"wrote {path}")

@@ -1,0 +1,130 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rtstyle import evaluate
+from rtstyle.cli import main
+from rtstyle.imageio import write_image
+
+from conftest import make_model
+
+
+def test_rgb_to_y_is_matlab_rgb2ycbcr():
+    rgb = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)
+    np.testing.assert_allclose(evaluate.rgb_to_y(rgb)[0], [16, 235, 16 + 65.481, 16 + 128.553, 16 + 24.966])
+
+
+def test_psnr_formula():
+    a = np.random.default_rng(0).integers(0, 256, (20, 30)).astype(np.float64)
+    assert evaluate.psnr(a, a + 5) == pytest.approx(10 * math.log10(255 ** 2 / 25))
+    assert evaluate.psnr(a, a) == math.inf
+
+
+def _ssim_one_window(a, b):
+    t = np.arange(-5, 6)
+    g = np.exp(-t ** 2 / (2 * 1.5 ** 2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    mu_a, mu_b = (w * a).sum(), (w * b).sum()
+    va, vb = (w * a * a).sum() - mu_a ** 2, (w * b * b).sum() - mu_b ** 2
+    cov = (w * a * b).sum() - mu_a * mu_b
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a ** 2 + mu_b ** 2 + c1) * (va + vb + c2))
+
+
+def test_ssim_is_the_mean_over_every_11x11_gaussian_window():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (15, 13)).astype(np.float64)
+    b = np.clip(a + rng.normal(0, 40, a.shape), 0, 255)
+    brute = np.mean([_ssim_one_window(a[i:i + 11, j:j + 11], b[i:i + 11, j:j + 11])
+                     for i in range(5) for j in range(3)])
+    assert evaluate.ssim(a, b) == pytest.approx(brute)
+    assert evaluate.ssim(a[:11, :11], b[:11, :11]) == pytest.approx(_ssim_one_window(a[:11, :11], b[:11, :11]))
+    assert evaluate.ssim(a, a) == pytest.approx(1.0)
+    assert evaluate.ssim(a, b) < 0.95
+
+
+def test_modcrop_and_crossing():
+    assert evaluate.modcrop(np.zeros((229, 345, 3)), 8).shape == (224, 344, 3)
+    assert evaluate.crossing([0, 10, 20], [9.0, 5.0, 1.0], 3.0) == pytest.approx(15)
+    assert evaluate.crossing([0, 10], [9.0, 5.0], 1.0) is None
+
+
+def test_gray_file_is_scored_on_its_gray_values(tmp_path):
+    import cv2
+
+    gray = np.random.default_rng(2).integers(0, 250, (40, 40)).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    write_image(tmp_path / "c.png", np.stack([gray] * 3, -1))
+    assert evaluate.is_one_channel(tmp_path / "g.png") and not evaluate.is_one_channel(tmp_path / "c.png")
+    hr = np.stack([gray] * 3, -1)
+    sr = np.clip(hr.astype(int) + 3, 0, 255).astype(np.uint8)
+    p_gray, _ = evaluate.sr_scores(sr, hr, 4, gray=True)
+    p_rgb, _ = evaluate.sr_scores(sr, hr, 4, gray=False)
+    assert p_rgb - p_gray == pytest.approx(20 * math.log10(255 / 219), abs=0.05)
+
+
+def test_bicubic_set5_x4_reproduces_the_paper(shared):
+    """Johnson et al. 2016 (and SRCNN): bicubic on Set5 x4 is 28.43 dB / 0.8114."""
+    result = evaluate.eval_sr(str(shared / "data" / "sr" / "Set5"), 4)
+    bicubic = result["methods"]["bicubic"]
+    assert bicubic["psnr"] == pytest.approx(28.43, abs=0.05)
+    assert bicubic["ssim"] == pytest.approx(0.8114, abs=0.002)
+    assert result["images"] == 5
+
+
+def test_cli_eval_sr_with_a_model(shared, tiny_sr, tmp_path, capsys):
+    out = tmp_path / "sr.json"
+    code = main(["eval", "sr", "--set", str(shared / "data" / "sr" / "Set5"), "--scale", "4",
+                 "--model", str(tiny_sr), "--json", str(out), "--device", "cpu"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "28.43 / 0.8114" in printed and "tiny" in printed
+    result = json.loads(out.read_text())
+    assert set(result["methods"]) == {"bicubic", "tiny"}
+    assert len(result["methods"]["tiny"]["per_image"]) == 5
+    assert 5 < result["methods"]["tiny"]["psnr"] < 40  # a random net: finite, measured, poor
+    assert main(["eval", "sr", "--set", str(shared / "data" / "sr" / "Set5"), "--json", str(out)]) == 2  # exists
+
+
+def test_cli_eval_sr_errors(shared, tiny_sr, tmp_path, capsys):
+    set5 = str(shared / "data" / "sr" / "Set5")
+    assert main(["eval", "sr", "--set", set5, "--scale", "3"]) == 2
+    assert main(["eval", "sr", "--set", str(tmp_path / "missing")]) == 2
+    assert main(["eval", "sr", "--set", str(tmp_path)]) == 2  # no images
+    assert main(["eval", "sr", "--set", set5, "--scale", "8", "--model", str(tiny_sr)]) == 2  # x4 model
+    err = capsys.readouterr().err
+    assert "--scale must be 4 or 8" in err and "not found" in err and "no images" in err and "not x8" in err
+
+
+def test_eval_style_against_gatys(shared, vgg_weights, tiny_style, tmp_path):
+    content = tmp_path / "photos"
+    content.mkdir()
+    write_image(content / "a.png", (np.random.default_rng(3).random((40, 52, 3)) * 255).astype(np.uint8))
+    style = shared / "data" / "styles" / "mosaic.jpg"
+    out, plot = tmp_path / "style.json", tmp_path / "style.png"
+    code = main(["eval", "style", "--style", str(tiny_style), "--content", str(content), "--size", "32",
+                 "--gatys-iterations", "2,4", "--style-image", str(style), "--json", str(out), "--plot", str(plot),
+                 "--vgg-weights", str(vgg_weights), "--device", "cpu"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["images"] == 1 and set(result["gatys_total"]) == {"2", "4"}
+    row = result["per_image"][0]
+    assert len(row["curve"]) == 4 and all(math.isfinite(v) for v in row["curve"])
+    assert row["curve"][-1] < row["curve"][0]  # L-BFGS lowers the objective
+    assert row["feed_forward"]["total"] > 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_style_refuses_the_training_folder(tmp_path, capsys):
+    photos = tmp_path / "train"
+    photos.mkdir()
+    model = make_model(tmp_path / "m.safetensors", {"kind": "style", "width": 0.25}, name="m")
+    from rtstyle.checkpoint import load_model, save_model
+
+    net, meta = load_model(model)
+    save_model(net, model, {**meta, "data": str(photos)})
+    assert main(["eval", "style", "--style", str(model), "--content", str(photos)]) == 2
+    assert "trained on" in capsys.readouterr().err
+    assert main(["eval", "style", "--style", str(model), "--content", str(photos), "--gatys-iterations", "a"]) == 2
