@@ -1,0 +1,159 @@
+"""The backend interface: choosing (auto), errors, and each backend against eager PyTorch.
+
+CPU-only machines run eager, ONNX Runtime, the auto choice and torch.compile's CPU path; the CUDA
+tests (TensorRT FP16 vs FP32, compile with CUDA graphs) skip with the reason.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from rtstyle import backends as B
+from rtstyle import export as E
+from rtstyle.backends.compiled import CompiledBackend, bucket
+from rtstyle.checkpoint import load_model
+from rtstyle.errors import RtstyleError
+
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (none on this machine)")
+
+
+@pytest.fixture(autouse=True)
+def engines(tmp_path_factory, monkeypatch):
+    folder = tmp_path_factory.getbasetemp() / "engines"
+    monkeypatch.setenv(E.ENGINE_DIR_ENV, str(folder))
+    return folder
+
+
+@pytest.fixture()
+def tiny(tiny_style):
+    net, meta = load_model(tiny_style)
+    meta.setdefault("name", "tiny")
+    return net, meta
+
+
+def test_unknown_choices_are_one_line_errors(tiny):
+    net, meta = tiny
+    with pytest.raises(RtstyleError, match="unknown backend"):
+        B.load_backend(net, meta, "tvm", "cpu")
+    with pytest.raises(RtstyleError, match="unknown precision"):
+        B.load_backend(net, meta, "torch", "cpu", "int8")
+    for backend in ("torch", "onnxruntime", "compile", "auto"):
+        with pytest.raises(RtstyleError, match="fp16 needs a CUDA device"):
+            B.load_backend(net, meta, backend, "cpu", "fp16")
+    if not CUDA:
+        with pytest.raises(RtstyleError, match="(CUDA GPU|not installed)"):
+            B.load_backend(net, meta, "tensorrt", "cpu")
+
+
+def test_onnxruntime_backend_matches_eager(tiny):
+    net, meta = tiny
+    x = torch.rand(2, 3, 36, 52)
+    with torch.inference_mode():
+        ref = net(x)
+    ort = B.load_backend(net, meta, "onnxruntime", "cpu")
+    assert (ort.name, ort.device.type, ort.dtype) == ("onnxruntime", "cpu", torch.float32)
+    assert (ort(x) - ref).abs().max().item() < 1e-4
+
+
+def test_auto_on_cpu_measures_once_then_remembers(tiny, engines, capsys):
+    net, meta = tiny
+    x = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        ref = net(x)
+    first = B.load_backend(net, meta, "auto", "cpu")
+    err = capsys.readouterr().err
+    assert f"backend auto: {first.name} (measured now" in err
+    ms = json.loads((engines / B.CPU_CHOICE_FILE).read_text())[B._cpu_key(meta)]
+    assert set(ms) == {"torch", "onnxruntime"} and first.name == min(ms, key=ms.get)
+    assert (first(x) - ref).abs().max().item() < 1e-4
+
+    # The remembered measurement decides from now on, whichever way it went.
+    for fast, slow in (("torch", "onnxruntime"), ("onnxruntime", "torch")):
+        (engines / B.CPU_CHOICE_FILE).write_text(json.dumps({B._cpu_key(meta): {fast: 1.0, slow: 9.0}}))
+        chosen = B.load_backend(net, meta, "auto", "cpu")
+        assert chosen.name == fast and f"backend auto: {fast} (faster on this CPU when measured" in capsys.readouterr().err
+
+
+def test_measure_cpu_interleaves_and_reports_each():
+    calls = []
+    ms = B.measure_cpu({"a": lambda x: calls.append("a"), "b": lambda x: calls.append("b")}, size=8, rounds=2)
+    assert set(ms) == {"a", "b"} and calls == ["a", "b"] * 3
+
+
+def test_buckets():
+    assert bucket(1, 720, 1280) == (1, 736, 1280)
+    assert bucket(3, 1080, 1920) == (4, 1088, 1920)
+    assert bucket(4, 32, 33) == (4, 32, 64)
+
+
+def test_compile_on_cpu_pads_to_buckets_and_crops_back(tiny):
+    """One CPU compile (tiny net, one shape): a batch of 3 runs as 4, 28x40 as 32x64, outputs cropped back."""
+    net, meta = tiny
+    x = torch.rand(3, 3, 28, 40)
+    padded = torch.nn.functional.pad(x, (0, 24, 0, 4), mode="reflect")
+    with torch.inference_mode():
+        ref = net(padded)[..., :28, :40]
+    backend = CompiledBackend(net, torch.device("cpu"), "fp32")
+    y = backend(x)
+    assert y.shape == (3, 3, 28, 40)
+    assert (y - ref).abs().max().item() < 1e-4
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (10 * torch.log10(1 / (a.float() - b.float()).pow(2).mean())).item()
+
+
+def real_frames(shared, device) -> list[torch.Tensor]:
+    """The content images, padded to a multiple of 4 as the pipeline does (one with odd sizes)."""
+    from rtstyle.imageio import list_images, read_image, to_tensor
+
+    out = []
+    for path in list_images(shared / "data" / "content"):
+        x = to_tensor(read_image(path)).to(device)
+        h, w = x.shape[-2:]
+        out.append(torch.nn.functional.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect"))
+    return out
+
+
+@needs_cuda
+@pytest.mark.skipif(E.import_tensorrt() is None, reason="no TensorRT or TensorRT-RTX module installed")
+def test_tensorrt_fp16_matches_fp32_on_real_images(shared, tiny):
+    net, meta = tiny
+    device = torch.device("cuda")
+    ref = B.load_backend(net, meta, "torch", device, "fp32")
+    trt = B.load_backend(net, meta, "tensorrt", device, "fp16")
+    assert trt.dtype == torch.float16
+    for x in real_frames(shared, device):
+        y = trt(x)
+        assert y.shape == x.shape and y.device == x.device
+        assert psnr(y, ref(x)) >= 40
+    stream = torch.cuda.Stream()
+    x = real_frames(shared, device)[0]
+    with torch.cuda.stream(stream):  # runs on the caller's stream, ordered after its work
+        y = trt(x.repeat(2, 1, 1, 1))
+    stream.synchronize()
+    assert psnr(y[1:], ref(x)) >= 40
+
+
+@needs_cuda
+def test_compile_fp16_cuda_graphs_match_eager(shared, tiny):
+    net, meta = tiny
+    device = torch.device("cuda")
+    ref = B.load_backend(net, meta, "torch", device, "fp32")
+    fast = B.load_backend(copy.deepcopy(net), meta, "compile", device, "fp16")  # eager keeps its own fp32 copy
+    x = real_frames(shared, device)[1]
+    first = fast(x)
+    second = fast(x.flip(-1))  # a CUDA graph replay must not overwrite the first result
+    assert psnr(first, ref(x)) >= 35 and psnr(second, ref(x.flip(-1))) >= 35
+
+
+@needs_cuda
+def test_auto_on_cuda_prefers_tensorrt_then_compile(tiny, capsys):
+    net, meta = tiny
+    chosen = B.load_backend(net, meta, "auto", "cuda", "fp16")
+    assert chosen.name == ("tensorrt" if E.import_tensorrt() else "compile")
+    assert f"backend auto: {chosen.name}" in capsys.readouterr().err
