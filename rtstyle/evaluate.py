@@ -312,9 +312,9 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
     if not folder.is_dir():
         raise RtstyleError(f"content folder not found: {folder}")
     net, meta = models.load(style, kind="style")
-    trained_on = meta.get("data")
-    if trained_on and Path(trained_on).exists() and folder.resolve() == Path(trained_on).resolve():
-        raise RtstyleError(f"{folder} is the folder {meta['name']} was trained on; evaluate on held-out photos")
+    trained_on = Path(meta["data"]).resolve() if meta.get("data") else None
+    if trained_on and (folder.resolve() == trained_on or trained_on in folder.resolve().parents):
+        raise RtstyleError(f"{folder} holds the photos {meta['name']} was trained on; evaluate on held-out photos")
     paths = list_images(folder)[:images]
     if not paths:
         raise RtstyleError(f"no images (png/jpg) found in {folder}")

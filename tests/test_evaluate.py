@@ -126,5 +126,29 @@ def test_eval_style_refuses_the_training_folder(tmp_path, capsys):
     net, meta = load_model(model)
     save_model(net, model, {**meta, "data": str(photos)})
     assert main(["eval", "style", "--style", str(model), "--content", str(photos)]) == 2
-    assert "trained on" in capsys.readouterr().err
+    (photos / "sub").mkdir()
+    assert main(["eval", "style", "--style", str(model), "--content", str(photos / "sub")]) == 2
+    assert capsys.readouterr().err.count("was trained on") == 2
     assert main(["eval", "style", "--style", str(model), "--content", str(photos), "--gatys-iterations", "a"]) == 2
+
+
+def test_gallery_script(tmp_path, tiny_style):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("gallery", Path(__file__).parents[1] / "benchmarks" / "gallery.py")
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+    photos = []
+    for i, (h, w) in enumerate([(50, 70), (90, 45)]):
+        photos.append(write_image(tmp_path / f"p{i}.png", np.full((h, w, 3), 40 * i + 60, np.uint8)))
+    out = tmp_path / "gallery.png"
+    args = ["--styles", f"{tiny_style},{tiny_style}", "--cell", "32", "--out", str(out), "--device", "cpu", "--content"]
+    assert gallery.main(args + [str(p) for p in photos]) == 0
+    from rtstyle.imageio import read_image
+
+    image = read_image(out)
+    g, lab = gallery.GAP, gallery.LABEL_HEIGHT
+    assert image.shape == (3 * 32 + lab + 2 * g, 3 * 32 + 2 * g, 3)  # header + labels, 2 photo rows; 3 columns
+    assert (image[32 + lab + g:32 + lab + g + 32, :32] == 60).all()  # first photo, untouched, left column
+    assert gallery.main(["--styles", str(tiny_style), "--cell", "30", "--content", str(photos[0])]) == 2

@@ -1,0 +1,129 @@
+"""Render content photos x style models into one PNG grid (the README's gallery).
+
+    python benchmarks/gallery.py                      # every shipped style, $RTSTYLE_SHARED/data/content/*
+    python benchmarks/gallery.py --styles muse,wave --content a.jpg b.jpg --cell 320 --out docs/gallery.png
+
+The top row shows each model's style image (from $RTSTYLE_SHARED/data/styles/, named in its model
+card), the left column the photos. Each photo is stylised with its shorter side at ``--cell`` pixels,
+then centre-cropped to a ``cell`` x ``cell`` tile.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rtstyle import models
+from rtstyle.backends import load_backend
+from rtstyle.errors import RtstyleError
+from rtstyle.imageio import IMAGE_EXTS, read_image, to_image, to_tensor, write_image
+
+LABEL_HEIGHT = 28
+GAP = 4
+
+
+def fit(rgb: np.ndarray, cell: int) -> np.ndarray:
+    """Resize so the shorter side is ``cell`` and both sides are multiples of 4 (the style nets' stride)."""
+    h, w = rgb.shape[:2]
+    s = cell / min(h, w)
+    size = (max(cell, round(w * s / 4) * 4), max(cell, round(h * s / 4) * 4))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+
+
+def crop(rgb: np.ndarray, cell: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    y, x = (h - cell) // 2, (w - cell) // 2
+    return rgb[y:y + cell, x:x + cell]
+
+
+def label(text: str, width: int) -> np.ndarray:
+    strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
+    scale = 0.55
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.putText(strip, text, (max(0, (width - tw) // 2), (LABEL_HEIGHT + th) // 2), cv2.FONT_HERSHEY_SIMPLEX,
+                scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
+def style_thumbnail(meta: dict, cell: int, styles_dir: Path | None) -> np.ndarray:
+    name = meta.get("style_image")
+    path = styles_dir / name if styles_dir and name else None
+    if path is None or not path.is_file():
+        return np.full((cell, cell, 3), 240, np.uint8)
+    return crop(fit(read_image(path), cell), cell)
+
+
+def grid(rows: list[list[np.ndarray]], labels: list[str], cell: int) -> np.ndarray:
+    """Tiles (all cell x cell) in rows, a GAP of white between them, a label strip under the top row."""
+    cols = len(rows[0])
+    width = cols * cell + (cols - 1) * GAP
+    header = np.concatenate([rows[0][0]] + [np.concatenate([np.full((cell, GAP, 3), 255, np.uint8), t], 1)
+                                            for t in rows[0][1:]], 1)
+    strips = np.concatenate([label(labels[0], cell)] + [np.concatenate(
+        [np.full((LABEL_HEIGHT, GAP, 3), 255, np.uint8), label(t, cell)], 1) for t in labels[1:]], 1)
+    out = [header, strips]
+    for row in rows[1:]:
+        line = [row[0]] + [np.concatenate([np.full((cell, GAP, 3), 255, np.uint8), t], 1) for t in row[1:]]
+        out += [np.full((GAP, width, 3), 255, np.uint8), np.concatenate(line, 1)]
+    return np.concatenate(out, 0)
+
+
+def render(style_names: list[str], content: list[Path], cell: int, device: str | None,
+           styles_dir: Path | None) -> np.ndarray:
+    nets = [models.load(name, kind="style") for name in style_names]
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    runners = [load_backend(net, meta, backend="torch", device=dev) for net, meta in nets]
+    rows = [[np.full((cell, cell, 3), 255, np.uint8)] + [style_thumbnail(meta, cell, styles_dir) for _, meta in nets]]
+    labels = [""] + [meta["name"] for _, meta in nets]
+    with tqdm(total=len(content) * len(nets), unit="tile", desc="gallery", dynamic_ncols=True) as bar:
+        for path in content:
+            photo = fit(read_image(path), cell)
+            x = to_tensor(photo).to(dev)
+            row = [crop(photo, cell)]
+            for runner in runners:
+                row.append(crop(to_image(runner(x)), cell))
+                bar.update()
+            rows.append(row)
+    return grid(rows, labels, cell)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--styles", help="Comma-separated model names or files [default: every shipped style].")
+    parser.add_argument("--content", nargs="+", type=Path, help="Photos [default: $RTSTYLE_SHARED/data/content/*].")
+    parser.add_argument("--cell", type=int, default=256, help="Tile size in pixels (a multiple of 4).")
+    parser.add_argument("--out", type=Path, default=Path("docs/gallery.png"), help="Output PNG (replaced atomically).")
+    parser.add_argument("--device", help="cpu, cuda ... [default: CUDA if present].")
+    args = parser.parse_args(argv)
+    try:
+        if args.cell < 32 or args.cell % 4:
+            raise RtstyleError(f"--cell must be a multiple of 4 and at least 32, not {args.cell}")
+        shared = Path(os.environ["RTSTYLE_SHARED"]) if os.environ.get("RTSTYLE_SHARED") else None
+        if args.styles:
+            names = [s for s in args.styles.split(",") if s]
+        else:
+            names = [name for name, path, _ in models.list_models("style") if path.parent == models.SHIPPED_DIR]
+        if not names:
+            raise RtstyleError("no style models: ship some in rtstyle/weights/ or pass --styles")
+        content = args.content or (sorted(p for p in (shared / "data" / "content").iterdir()
+                                          if p.suffix.lower() in IMAGE_EXTS) if shared else [])
+        if not content:
+            raise RtstyleError("no content photos: pass --content or set RTSTYLE_SHARED")
+        image = render(names, content, args.cell, args.device, shared / "data" / "styles" if shared else None)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_image(args.out, image)
+    except RtstyleError as e:
+        print(f"gallery: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]}: {len(content)} photos x {len(names)} styles)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
