@@ -137,7 +137,7 @@ def _ints(text: Optional[str], option: str) -> Optional[list[int]]:
 
 @app.command("bench")
 def bench(
-    sizes: Optional[str] = typer.Option(None, help="Square image sizes [default: 256,512,1024; --quick: 64,128]."),
+    sizes: Optional[str] = typer.Option(None, help="Square image sizes [default: 256,512,1024; --quick: 64,256]."),
     iterations: Optional[str] = typer.Option(None, help="Gatys L-BFGS iteration counts [default: 100,300,500]."),
     backend: Optional[str] = typer.Option(None, help="Backends for the per-backend rows, comma-separated [default: all; --quick: torch]."),
     measured_iterations: Optional[int] = typer.Option(None, help="Gatys iterations timed per size, the rest projected [default: 2 on CPU, 20 on CUDA]."),
@@ -187,27 +187,6 @@ def cam(
 
     run(source, style, backend=backend, precision=precision, device=device, window=window, record=record,
         frames=frames, max_side=max_side, overwrite=overwrite, retries=retries, timeout=timeout)
-
-
-# ---------------------------------------------------------------- backends (ONNX export, TensorRT engines)
-
-@app.command("export")
-def export_model(
-    style: str = typer.Option(..., help="Model name or model file (style or SR)."),
-    format: str = typer.Option("onnx", "--format", help="onnx (a file) or tensorrt (an engine in the engine folder)."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="ONNX file to write (default: NAME.onnx)."),
-    precision: Optional[str] = typer.Option(None, help="fp32 or fp16 [default: fp32 for onnx, fp16 for tensorrt]."),
-    min: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW of the engine's profile [32x32]."),
-    opt: Optional[str] = typer.Option(None, "--opt", help="Input HxW the engine is tuned for [720x1280]."),
-    max: Optional[str] = typer.Option(None, "--max", help="Largest input HxW of the engine's profile [1088x1920]."),
-    max_batch: int = typer.Option(4, help="Largest batch of the engine's profile."),
-    overwrite: bool = typer.Option(False, help="Replace an existing ONNX file / rebuild a cached engine."),
-) -> None:
-    """Export a model as one self-contained ONNX file (dynamic batch, height, width), or build its
-    TensorRT engine into the engine folder ($RTSTYLE_ENGINE_DIR, default ~/.cache/rtstyle/engines)."""
-    from rtstyle.export import export
-
-    print(export(style, format, output, precision, {"min": min, "opt": opt, "max": max}, max_batch, overwrite))
 
 
 # ---------------------------------------------------------------- evaluation
@@ -283,6 +262,101 @@ def export_model(
     from rtstyle.export import export
 
     print(export(style, format, output, precision, {"min": min, "opt": opt, "max": max}, max_batch, overwrite))
+
+
+# ---------------------------------------------------------------- video files and images
+
+BACKEND_HELP = "auto (fastest available), tensorrt, compile, onnxruntime or torch."
+OUTPUT_HELP = "Output file (default: IN-STEM.NAME.EXT beside the input)."
+
+
+def _frame_options(max_side: Optional[int] = None, size: Optional[str] = None, strength: float = 1.0,
+                   preserve_color: bool = False, side_by_side: bool = False, tile: Optional[int] = None):
+    from rtstyle.frames import Options, parse_size
+
+    return Options(max_side=max_side, size=parse_size(size), strength=strength, preserve_color=preserve_color,
+                   side_by_side=side_by_side, tile=tile)
+
+
+@app.command("video")
+def video(
+    input: str = typer.Argument(..., help="Video file (any container/codec FFmpeg reads)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output video (default: IN-STEM.NAME.mp4 beside the input)."),
+    style: str = typer.Option(..., help="Style model name or model file."),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
+    precision: str = typer.Option("fp32", help="fp32 or fp16 (CUDA)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back (faster, coarser strokes)."),
+    size: Optional[str] = typer.Option(None, help="Stylize at exactly WIDTHxHEIGHT, then scale back."),
+    strength: float = typer.Option(1.0, help="Blend with the original: 0 = original, 1 = fully stylized."),
+    preserve_color: bool = typer.Option(False, help="Keep the source colours (stylize luminance only)."),
+    side_by_side: bool = typer.Option(False, help="Write original | stylized."),
+    codec: Optional[str] = typer.Option(None, help="h264 (default), hevc, vp9, av1, or an FFmpeg encoder name (h264_nvenc ...)."),
+    crf: Optional[int] = typer.Option(None, help="Constant quality (lower = better; default 18 for h264)."),
+    batch: int = typer.Option(1, help="Frames per inference call."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+) -> None:
+    """Stylize every frame of a video, keeping its timestamps, rotation and audio."""
+    from rtstyle.stream import video_command
+
+    video_command(input, output, style, "style", backend, precision, device,
+                  _frame_options(max_side, size, strength, preserve_color, side_by_side), codec, crf, batch, overwrite)
+
+
+@app.command("upscale")
+def upscale(
+    input: str = typer.Argument(..., help="Image or video (decided by content)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP + " Videos are written as .mp4."),
+    scale: Optional[int] = typer.Option(None, help="4 or 8: picks the model sr_x{scale}_feat [default: 4]."),
+    model: Optional[str] = typer.Option(None, help="SR model name or model file (instead of --scale)."),
+    tile: Optional[int] = typer.Option(None, help="Process in overlapping tiles of N input pixels (large frames, bounded memory; seamless)."),
+    side_by_side: bool = typer.Option(False, help="Write bicubic | super-resolved."),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
+    precision: str = typer.Option("fp32", help="fp32 or fp16 (CUDA)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    codec: Optional[str] = typer.Option(None, help="Video encoder (see `rtstyle video --help`)."),
+    crf: Optional[int] = typer.Option(None, help="Video constant quality."),
+    batch: int = typer.Option(1, help="Video frames per inference call."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+) -> None:
+    """Super-resolution (x4 / x8) of an image or a video."""
+    from rtstyle.stream import upscale_command
+
+    if scale is not None and scale not in (4, 8):
+        raise RtstyleError(f"--scale must be 4 or 8, not {scale}")
+    if model is None:
+        model = f"sr_x{scale or 4}_feat"
+    elif scale is not None:
+        from rtstyle.checkpoint import read_meta
+        from rtstyle.models import resolve
+
+        if read_meta(resolve(model, "sr"))["arch"].get("scale") != scale:
+            raise RtstyleError(f"model {model} does not upscale x{scale}; drop --scale or pick another --model")
+    upscale_command(input, output, model, backend, precision, device,
+                    _frame_options(side_by_side=side_by_side, tile=tile), codec, crf, batch, overwrite)
+
+
+@app.command("stylize")
+def stylize(
+    inputs: list[str] = typer.Argument(..., help="Images and folders of images."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image, or folder for several inputs "
+                                         "(default: STEM.NAME.EXT beside each image; folder DIR -> DIR.NAME/)."),
+    style: str = typer.Option(..., help="Style model name or model file."),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
+    precision: str = typer.Option("fp32", help="fp32 or fp16 (CUDA)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back."),
+    size: Optional[str] = typer.Option(None, help="Stylize at exactly WIDTHxHEIGHT, then scale back."),
+    strength: float = typer.Option(1.0, help="Blend with the original: 0 = original, 1 = fully stylized."),
+    preserve_color: bool = typer.Option(False, help="Keep the source colours (stylize luminance only)."),
+    side_by_side: bool = typer.Option(False, help="Write original | stylized."),
+    overwrite: bool = typer.Option(False, help="Replace existing output files."),
+) -> None:
+    """Stylize images and folders of images."""
+    from rtstyle.stream import images_command
+
+    images_command(inputs, output, style, "style", backend, precision, device,
+                   _frame_options(max_side, size, strength, preserve_color, side_by_side), overwrite)
 
 
 # ---------------------------------------------------------------- entry point
