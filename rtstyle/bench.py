@@ -78,7 +78,7 @@ def defaults(device: torch.device, quick: bool = False) -> dict:
                 warmup_iterations=3 if cuda else 1, ff_warmup=10 if cuda else 1, ff_repeats=50 if cuda else 3,
                 resolutions=list(RESOLUTIONS), frames=60 if cuda else 3)
     if quick:
-        base.update(sizes=[64, 128], measured_iterations=2, warmup_iterations=1, ff_warmup=1, ff_repeats=3,
+        base.update(sizes=[64, 256], measured_iterations=2, warmup_iterations=1, ff_warmup=1, ff_repeats=3,
                     resolutions=list(QUICK_RESOLUTIONS), frames=2)
     return base
 
