@@ -12,6 +12,7 @@ stream detectable (and so reconnectable) instead of a read that blocks forever.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import statistics
@@ -49,32 +50,37 @@ def is_live(source: str) -> bool:
     return camera_device(source) is not None or ("://" in source and not source.startswith("file:"))
 
 
+# A reader yields, per frame, a function returning it as HxWx3 RGB uint8: only the frames that are
+# shown get converted, not the stale ones the grabber replaces.
+RGB = Callable[[], np.ndarray]
+
+
 class CameraReader:
-    """RGB frames from an OpenCV camera until it stops delivering."""
+    """Frames from an OpenCV camera until it stops delivering."""
 
     def __init__(self, cap):
         self.cap = cap
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[RGB]:
         import cv2
 
         while True:
             ok, bgr = self.cap.read()
             if not ok:
                 return
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield functools.partial(cv2.cvtColor, bgr, cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
         self.cap.release()
 
 
 class AvReader:
-    """RGB frames from a PyAV container. Files are paced at their own frame rate, like a camera."""
+    """Frames from a PyAV container. Files are paced at their own frame rate, like a camera."""
 
     def __init__(self, container, paced: bool):
         self.container, self.paced = container, paced
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[RGB]:
         import av
 
         stream = self.container.streams.video[0]
@@ -89,7 +95,7 @@ class AvReader:
                     if start is None:
                         start = time.monotonic() - frame.time
                     time.sleep(max(0.0, start + frame.time - time.monotonic()))
-                yield frame.to_ndarray(format="rgb24")
+                yield functools.partial(frame.to_ndarray, format="rgb24")
 
     def close(self) -> None:
         self.container.close()
@@ -155,15 +161,15 @@ class Latest:
 
     def __init__(self):
         self._cond = threading.Condition()
-        self._item: tuple[int, float, np.ndarray] | None = None
+        self._item: tuple[int, float, RGB] | None = None
         self.seq = 0
         self.ended = False
         self.error: str | None = None  # why the source ended, if it was lost
 
-    def put(self, rgb: np.ndarray) -> None:
+    def put(self, frame: RGB) -> None:
         with self._cond:
             self.seq += 1
-            self._item = (self.seq, time.monotonic(), rgb)
+            self._item = (self.seq, time.monotonic(), frame)
             self._cond.notify_all()
 
     def end(self, error: str | None = None) -> None:
@@ -171,7 +177,7 @@ class Latest:
             self.ended, self.error = True, error
             self._cond.notify_all()
 
-    def get(self, after: int, timeout: float) -> tuple[int, float, np.ndarray] | None:
+    def get(self, after: int, timeout: float) -> tuple[int, float, RGB] | None:
         """(sequence number, time grabbed, frame) of the newest frame newer than ``after``; None if
         none came within ``timeout`` seconds or the source has ended."""
         with self._cond:
@@ -187,8 +193,8 @@ def grab(source: str, reader, latest: Latest, stop: threading.Event, retries: in
     while True:
         reason = "the stream ended"
         try:
-            for rgb in reader:
-                latest.put(rgb)
+            for frame in reader:
+                latest.put(frame)
                 failures = 0
                 if stop.is_set():
                     break
@@ -373,6 +379,8 @@ def check_display() -> None:
 
 @dataclass
 class Stats:
+    """What the run did: frames shown, stale frames skipped, and each frame's latency."""
+
     frames: int = 0
     dropped: int = 0
     seconds: float = 0.0
@@ -453,7 +461,10 @@ def run(source: str = "0", style: str | None = None, backend: str = "auto", prec
                             _pump(view, styles, shown, Path(snapshot_dir))
                         continue
                     stats.dropped += item[0] - seq - 1
-                    seq, grabbed, rgb = item
+                    seq, grabbed, frame = item
+                    rgb = frame()
+                    if not stats.frames:
+                        start = grabbed  # the rate counts from the first frame, not from opening the source
                     if view.original:
                         shown = rgb
                     else:

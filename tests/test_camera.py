@@ -84,13 +84,18 @@ def test_backoff_doubles_and_is_capped():
 
 
 def test_latest_keeps_only_the_newest_frame():
-    latest = Latest()
+    latest, converted = Latest(), []
+
+    def frame(i):
+        return lambda: converted.append(i) or np.full((2, 2, 3), i, np.uint8)
+
     for i in range(5):
-        latest.put(np.full((2, 2, 3), i, np.uint8))
+        latest.put(frame(i))
     seq, _, rgb = latest.get(0, timeout=0)
-    assert seq == 5 and rgb[0, 0, 0] == 4          # frames 1-4 were stale: dropped
+    assert seq == 5 and rgb()[0, 0, 0] == 4         # frames 1-4 were stale: dropped...
+    assert converted == [4]                         # ...without ever being converted
     assert latest.get(seq, timeout=0.01) is None    # nothing newer yet
-    threading.Timer(0.05, latest.put, [np.zeros((2, 2, 3), np.uint8)]).start()
+    threading.Timer(0.05, latest.put, [frame(5)]).start()
     assert latest.get(seq, timeout=2)[0] == 6       # a waiting consumer wakes on the next frame
     latest.end("lost")
     assert latest.get(6, timeout=5) is None and latest.error == "lost"  # returns at once once ended
