@@ -83,12 +83,12 @@ def is_video(path: Path) -> bool:
 # ---------------------------------------------------------------- images
 
 def run_images(inputs: list[Path], output: Path | None, backend: Backend, meta: dict, options: Options,
-               overwrite: bool = False, progress: bool = True) -> list[Path]:
+               overwrite: bool = False, progress: bool = True, name: str | None = None) -> list[Path]:
     """Process image files and folders of images. Default output: ``STEM.NAME.EXT`` beside each file;
     a folder ``DIR`` goes to ``DIR.NAME/``. With several images, ``output`` is a folder."""
     from tqdm import tqdm
 
-    name = meta.get("name", "out")
+    name = name or meta.get("name", "out")
     jobs: list[tuple[Path, Path]] = []
     for src in inputs:
         if src.is_dir():
@@ -400,7 +400,8 @@ def images_command(inputs: list[str], output: str | None, model: str, kind: str 
         if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and is_video(p):
             raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
     net, meta = load(model, kind, backend, precision, device)
-    written = run_images(paths, Path(output) if output else None, net, meta, options or Options(), overwrite)
+    written = run_images(paths, Path(output) if output else None, net, meta, options or Options(), overwrite,
+                         name=_model_name(model, kind))
     print(f"rtstyle: wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""),
           file=sys.stderr)
     return written
