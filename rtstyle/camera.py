@@ -307,11 +307,9 @@ class Styles:
     def get(self) -> tuple:
         """(backend, meta) of the current style."""
         if self.current not in self._loaded:
-            from rtstyle.backends import load_backend
-            from rtstyle.models import load
+            from rtstyle.stream import load
 
-            net, meta = load(self.current, "style")
-            self._loaded[self.current] = (load_backend(net, meta, self.backend, self.device, self.precision), meta)
+            self._loaded[self.current] = load(self.current, "style", self.backend, self.precision, self.device)
         return self._loaded[self.current]
 
     def select(self, number: int) -> bool:
@@ -436,14 +434,18 @@ def run(source: str = "0", style: str | None = None, backend: str = "auto", prec
     def warn(message: str) -> None:
         tqdm.write(f"rtstyle: warning: {message}", file=sys.stderr)
 
+    if window:
+        import cv2
+
+        try:
+            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)  # resizable: a 4K stream still fits
+        except cv2.error:
+            reader.close()
+            raise RtstyleError("this OpenCV build cannot open windows (opencv-python-headless?); use --no-window") from None
     latest, stop, stats = Latest(), threading.Event(), Stats()
     grabber = threading.Thread(target=grab, args=(source, reader, latest, stop, retries, timeout, warn),
                                name="rtstyle-grab", daemon=True)
     grabber.start()
-    if window:
-        import cv2
-
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)  # resizable: a 4K stream still fits the screen
     bar = tqdm(total=frames, unit="frame", disable=window, dynamic_ncols=True, file=sys.stderr)
     view, seq, start = View(), 0, time.monotonic()
     recorder = None

@@ -172,10 +172,11 @@ def cam_command(port: int, model: Path, *args: str) -> list[str]:
             "--no-window", *args]
 
 
-def recording_started(folder: Path, timeout: float = 30) -> bool:
-    """Wait until the temporary recording holds encoded frames (the encoder writes after a few frames)."""
+def recording_started(folder: Path, running, timeout: float = 30) -> bool:
+    """Wait until the temporary recording holds encoded frames (the encoder writes after a few frames),
+    as long as ``running()``."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and running():
         if any(p.stat().st_size > 0 for p in folder.glob(".*.part")):
             return True
         time.sleep(0.05)
@@ -198,8 +199,7 @@ def test_records_a_udp_stream(serve, tiny_style, tmp_path):
     port = free_udp_port()
     serve(port, 60)
     out = tmp_path / "out.mp4"
-    exe = Path(sys.executable).with_name("rtstyle")
-    run = subprocess.run([str(exe), *cam_command(port, tiny_style, "--frames", "30", "--record", str(out))],
+    run = subprocess.run([sys.executable, "-m", "rtstyle", *cam_command(port, tiny_style, "--frames", "30", "--record", str(out))],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr
     frames = decoded_frames(out)
@@ -216,7 +216,7 @@ def test_reconnects_when_the_server_comes_back(serve, tiny_style, tmp_path, capf
     first = serve(port, 60)
     out = tmp_path / "out.mp4"
     cam = Cam(cam_command(port, tiny_style, "--frames", "40", "--record", str(out), "--timeout", "1", "--retries", "4"))
-    assert recording_started(tmp_path)
+    assert recording_started(tmp_path, cam.is_alive), capfd.readouterr().err
     first.kill()                                                   # the stream drops mid-way...
     err, deadline = "", time.monotonic() + 20
     while "reconnecting" not in err and time.monotonic() < deadline:
@@ -235,7 +235,7 @@ def test_gives_up_after_bounded_retries_and_keeps_the_recording(serve, tiny_styl
     server = serve(port, 60)
     out = tmp_path / "out.mp4"
     cam = Cam(cam_command(port, tiny_style, "--record", str(out), "--timeout", "0.5", "--retries", "2"))
-    assert recording_started(tmp_path)
+    assert recording_started(tmp_path, cam.is_alive), capfd.readouterr().err
     server.kill()
     killed = time.monotonic()
     cam.join(60)
@@ -254,11 +254,10 @@ def test_ctrl_c_finalises_the_recording(serve, tiny_style, tmp_path):
     port = free_udp_port()
     serve(port, 60)
     out = tmp_path / "out.mp4"
-    exe = Path(sys.executable).with_name("rtstyle")
-    proc = subprocess.Popen([str(exe), *cam_command(port, tiny_style, "--record", str(out))], stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", *cam_command(port, tiny_style, "--record", str(out))], stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
-        assert recording_started(tmp_path)
+        assert recording_started(tmp_path, lambda: proc.poll() is None), proc.communicate(timeout=30)[1]
         proc.send_signal(signal.SIGINT)
         err = proc.communicate(timeout=30)[1]
     finally:
