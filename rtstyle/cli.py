@@ -171,7 +171,7 @@ def bench(
 def cam(
     source: str = typer.Option("0", help="Camera index, /dev/videoN, a stream URL (udp://, rtsp://, http://...) or a video file."),
     style: Optional[str] = typer.Option(None, help="Style model name or file to start with (default: the first installed)."),
-    backend: str = typer.Option("auto", help="Inference backend (see `rtstyle video --help`)."),
+    backend: str = typer.Option("auto", help="auto (fastest available), tensorrt, compile, onnxruntime or torch."),
     precision: str = typer.Option("fp32", help="fp32 or fp16 (CUDA)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
     window: bool = typer.Option(True, help="Show the preview window (keys: 1-9 style, space original, s snapshot, q quit)."),
