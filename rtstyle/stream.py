@@ -325,7 +325,9 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
                           _Stage(lambda: _infer(backend, meta, options, batch, q_dec, q_net, stop, timing), q_net, stop)]
                 for stage in stages:
                     stage.start()
-                bar = tqdm(total=vstream.frames or None, unit="frame", disable=not progress, file=sys.stderr)
+                total = vstream.frames or (round(inp.duration / 1e6 * vstream.average_rate)
+                                           if inp.duration and vstream.average_rate else None)  # Matroska: no count
+                bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr)
                 try:
                     while (item := _get(q_net, stop)) is not None:
                         if item[0] == "v":
@@ -342,6 +344,7 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
                             out.mux(item[1])
                         else:
                             out.mux(item[2].encode(item[1]))
+                    bar.total = bar.n  # the estimate (or the header's count) was off: end at 100%
                 except KeyboardInterrupt:
                     interrupted = True
                 finally:
