@@ -68,9 +68,13 @@ def _slug(text: str) -> str:
 
 
 def _write_bytes(dest: Path, data: bytes) -> None:
+    """Write atomically, with the permissions a plain ``open`` would give (mkstemp makes 0600)."""
     tmp = atomic_path(dest)
+    mask = os.umask(0)
+    os.umask(mask)
     try:
         tmp.write_bytes(data)
+        tmp.chmod(0o666 & ~mask)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ from rtstyle.errors import RtstyleError
 
 def session_options(threads: int | None = None):
     """CPU session settings: all graph optimisations (constant folding, Conv+Relu fusion, the
-    blocked NCHWc convolution layout: EXTENDED without it measured 1.8x slower), one intra-op pool
+    blocked NCHWc convolution layout: EXTENDED without it was 1.7x slower in one run), one intra-op pool
     as large as PyTorch's, sequential execution (the nets are a chain: a second, inter-op pool only
     competes for the same cores), and workers that sleep instead of spinning between ops, which
     leaves the cores to the video pipeline's decode and encode threads."""
