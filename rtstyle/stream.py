@@ -161,7 +161,7 @@ def _get(q: queue.Queue, stop: threading.Event):
 
 
 class _Stage(threading.Thread):
-    """A pipeline thread: runs ``fn``, records its exception, always ends its output with ``None``."""
+    """A pipeline thread: runs ``fn``, records its exception, ends its output with ``None``."""
 
     def __init__(self, fn, out: queue.Queue, stop: threading.Event):
         super().__init__(daemon=True)
@@ -180,7 +180,7 @@ class _Stage(threading.Thread):
 def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event) -> None:
     """Demux and decode: video frames as RGB arrays with display timestamps; audio packets to copy
     or frames to re-encode, in file order."""
-    heap, pending, last = [], deque(), None
+    heap, pending, last, last_dts, dropped = [], deque(), None, {}, 0
     step = max(1, round(1 / (vstream.average_rate * vstream.time_base))) if vstream.average_rate else 1
 
     def emit(final: bool) -> bool:
@@ -196,24 +196,37 @@ def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event) ->
         if stop.is_set():
             return
         if packet.stream is vstream:
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError:
-                print(f"rtstyle: warning: skipped a corrupt video packet at {packet.pts}", file=sys.stderr)
-                continue
-            for frame in frames:
+            for frame in _decode_packet(packet):
                 t = frame.pts if frame.pts is not None else frame.dts
                 heapq.heappush(heap, t if t is not None else (last or 0) + step * (len(pending) + 1))
                 pending.append(frame.to_ndarray(format="rgb24"))
             if not emit(False):
                 return
-        elif packet.dts is not None or not audio[packet.stream.index][1]:
+        else:
             ostream, copy = audio[packet.stream.index]
-            items = [("a", packet, ostream)] if copy else [("af", _in_samples(f), ostream) for f in packet.decode()]
+            if copy:
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                if packet.dts <= last_dts.get(ostream.index, packet.dts - 1):  # muxers refuse these
+                    dropped += 1
+                    continue
+                last_dts[ostream.index] = packet.dts
+            items = [("a", packet, ostream)] if copy else [("af", _in_samples(f), ostream) for f in _decode_packet(packet)]
             for item in items:
                 if not _put(q, item, stop):
                     return
     emit(True)
+    if dropped:
+        print(f"rtstyle: warning: dropped {dropped} audio packet(s) with out-of-order timestamps", file=sys.stderr)
+
+
+def _decode_packet(packet: av.Packet) -> list:
+    """The packet's frames; a corrupt packet is skipped with a warning, as players do."""
+    try:
+        return packet.decode()
+    except av.error.InvalidDataError:
+        print(f"rtstyle: warning: skipped a corrupt {packet.stream.type} packet at {packet.pts}", file=sys.stderr)
+        return []
 
 
 def _in_samples(frame: av.AudioFrame) -> av.AudioFrame:
