@@ -63,6 +63,7 @@ class Settings:
     ff_warmup: int               # feed-forward passes before timing
     ff_repeats: int              # timed feed-forward passes (the median is reported)
     backends: list[str]          # backend rows; every name in rtstyle.backends.BACKENDS but "auto" by default
+    opt_in: list[str]            # backends listed but not run unless named in --backend (see ``defaults``)
     resolutions: list[tuple[int, int]]
     frames: int                  # clip frames per resolution for the pipeline section
     clip: str | None             # None: $RTSTYLE_SHARED/data/video/chaplin.mp4
@@ -74,7 +75,10 @@ class Settings:
 def defaults(device: torch.device, quick: bool = False) -> dict:
     """Settings that keep a run bounded: ``--quick`` < 1 min on 2 CPU cores, the default < 15 min there."""
     cuda = device.type == "cuda"
-    base = dict(sizes=[256, 512, 1024], iterations=[100, 300, 500], measured_iterations=20 if cuda else 2,
+    # torch.compile on a CPU spends 20-30 s compiling each shape (minutes here), which alone would
+    # break the time budget; its row says how to include it.
+    base = dict(opt_in=[] if cuda else ["compile"],
+                sizes=[256, 512, 1024], iterations=[100, 300, 500], measured_iterations=20 if cuda else 2,
                 warmup_iterations=3 if cuda else 1, ff_warmup=10 if cuda else 1, ff_repeats=50 if cuda else 3,
                 resolutions=list(RESOLUTIONS), frames=60 if cuda else 3)
     if quick:
@@ -171,16 +175,18 @@ def time_gatys(size: int, iterations: list[int], measured: int, warmup: int, ful
 def time_feedforward(backend, size: int, warmup: int, repeats: int, seed: int = 0) -> dict:
     """Median seconds of one forward pass on a 1x3x``size``x``size`` input already on the device."""
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed)).to(backend.device)
+    t0 = clock()
     for _ in range(warmup):
         backend(x)
     _sync(backend.device)
+    warmup_seconds = clock() - t0
     samples = []
     for _ in range(repeats):
         t0 = clock()
         backend(x)
         _sync(backend.device)
         samples.append(clock() - t0)
-    return {"seconds": statistics.median(samples), "samples": samples}
+    return {"seconds": statistics.median(samples), "samples": samples, "warmup_seconds": warmup_seconds}
 
 
 def _reason(e: BaseException) -> str:
@@ -352,7 +358,11 @@ def run(s: Settings, progress: bool = True) -> dict:
     loaded: dict[tuple[str, str], tuple] = {}
     for b, p in combos:
         t0 = clock()
-        backend, why = load_backend_row(copy.deepcopy(net), meta, b, p, device)
+        if b in s.opt_in:
+            backend, why = None, (f"not run by default on {device.type}: it compiles each input shape for "
+                                  "20-30 s or more; name it in --backend to include it")
+        else:
+            backend, why = load_backend_row(copy.deepcopy(net), meta, b, p, device)
         loaded[(b, p)] = (backend, why, clock() - t0)
 
     table1, rows = [], []
@@ -367,10 +377,9 @@ def run(s: Settings, progress: bool = True) -> dict:
                 row["skipped"] = why
             else:
                 try:
-                    t0 = clock()
                     ff = time_feedforward(backend, size, s.ff_warmup, s.ff_repeats, s.seed)
                     row.update(seconds=ff["seconds"], samples=ff["samples"], fps=1.0 / ff["seconds"],
-                               warmup_and_timing_seconds=clock() - t0, setup_seconds=setup,
+                               warmup_seconds=ff["warmup_seconds"], load_seconds=setup,
                                speedup=speedups(gatys, ff["seconds"]))
                 except Exception as e:  # e.g. out of memory at 1024 on a small GPU: report, go on
                     row["skipped"] = _reason(e)
@@ -420,7 +429,7 @@ def command_line(s: Settings) -> str:
         parts.append("--quick")
     parts += [f"--sizes {','.join(map(str, s.sizes))}", f"--iterations {','.join(map(str, s.iterations))}"]
     parts.append("--full" if s.full else f"--measured-iterations {s.measured_iterations}")
-    parts.append(f"--backend {','.join(s.backends)}")
+    parts.append(f"--backend {','.join(b for b in s.backends if b not in s.opt_in)}")
     parts.append(f"--device {s.device}")
     return " ".join(parts)
 
@@ -445,8 +454,8 @@ def table1_rows(results: dict) -> list[list[str]]:
                     *(f"{r['speedup'][n]:.0f}x" for n in its)])
         p = r["paper"]
         if p:
-            out.append([size, "paper (Titan X)", *(_secs(p["gatys"][n]) if n in p["gatys"] else "-" for n in its),
-                        _secs(p["ours"]), *(f"{p['speedup'][n]}x" if n in p["speedup"] else "-" for n in its)])
+            out.append([size, "paper (Titan X)", *(f"{p['gatys'][n]} s" if n in p["gatys"] else "-" for n in its),
+                        f"{p['ours']} s", *(f"{p['speedup'][n]}x" if n in p["speedup"] else "-" for n in its)])
     return out
 
 
@@ -456,19 +465,29 @@ def table1_header(results: dict) -> list[str]:
 
 
 def backend_rows(results: dict) -> list[list[str]]:
+    """The measured backend rows; what was not measured is listed once by ``not_measured``."""
     out = []
     for r in results["backends"]:
-        size = f"{r['size']}x{r['size']}"
-        if "skipped" in r:
-            out.append([size, r["backend"], r["precision"], "skipped", "", "", r["skipped"]])
-        else:
+        if "skipped" not in r:
             sp = " / ".join(f"{v:.0f}x" for v in r["speedup"].values())
-            out.append([size, r["backend"], r["precision"], _secs(r["seconds"]), f"{r['fps']:.1f}", sp,
-                        f"setup {r['setup_seconds']:.1f} s"])
+            out.append([f"{r['size']}x{r['size']}", r["backend"], r["precision"], _secs(r["seconds"]),
+                        f"{r['fps']:.2f}", sp, f"{r['load_seconds']:.1f} s", f"{r['warmup_seconds']:.1f} s"])
     return out
 
 
-BACKEND_HEADER = ["size", "backend", "precision", "forward (median)", "fps", "speedup vs Gatys", "note"]
+def not_measured(results: dict) -> list[str]:
+    """'backend precision: why' for each combination skipped, once (with its sizes when not all)."""
+    sizes = [r["size"] for r in results["table1"]]
+    seen: dict[tuple[str, str, str], list[int]] = {}
+    for r in results["backends"]:
+        if "skipped" in r:
+            seen.setdefault((r["backend"], r["precision"], r["skipped"]), []).append(r["size"])
+    return [f"{b} {p}: {why}" + ("" if at == sizes else f" (at {', '.join(map(str, at))})")
+            for (b, p, why), at in seen.items()]
+
+
+BACKEND_HEADER = ["size", "backend", "precision", "forward (median)", "fps", "speedup vs Gatys 100/300/500",
+                  "load", "warm-up"]
 PIPELINE_HEADER = ["resolution", "frames", "naive loop fps", "rtstyle fps", "rtstyle / naive", "rtstyle net fps",
                    "rtstyle backend"]
 
@@ -522,6 +541,9 @@ def print_results(results: dict) -> None:
         for row in rows:
             table.add_row(*row)
         console.print(table)
+        if header is BACKEND_HEADER:
+            for line in not_measured(results):
+                console.print(f"  not measured: {line}", highlight=False, soft_wrap=True)
     for note in _notes(results):
         console.print(note, highlight=False, soft_wrap=True)
 
@@ -536,6 +558,7 @@ def markdown(results: dict) -> str:
              "## Table 1: Gatys et al. (L-BFGS) vs one feed-forward pass", "",
              md_table(table1_header(results), table1_rows(results)), "",
              "## Feed-forward pass per backend", "", md_table(BACKEND_HEADER, backend_rows(results)), ""]
+    parts += [f"- not measured: {line}" for line in not_measured(results)] + [""] * bool(not_measured(results))
     if pipeline_rows(results):
         parts += ["## End to end on a clip: rtstyle pipeline vs naive loop", "",
                   md_table(PIPELINE_HEADER, pipeline_rows(results)), ""]
@@ -616,6 +639,7 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
     dev = torch.device(device) if device else default_device()
     d = defaults(dev, quick)
     s = Settings(sizes=sizes or d["sizes"], iterations=iterations or d["iterations"],
+                 opt_in=d["opt_in"] if backends is None else [],
                  measured_iterations=measured_iterations or d["measured_iterations"],
                  warmup_iterations=d["warmup_iterations"], full=full, ff_warmup=d["ff_warmup"],
                  ff_repeats=d["ff_repeats"],

@@ -112,7 +112,7 @@ def test_projection_and_median_use_the_clock(monkeypatch):
     backend = Identity()
     ff = bench.time_feedforward(backend, 16, warmup=2, repeats=3)
     assert backend.calls == 5
-    assert ff == {"seconds": 1.0, "samples": [1.0, 1.0, 1.0]}
+    assert ff == {"seconds": 1.0, "samples": [1.0, 1.0, 1.0], "warmup_seconds": 1.0}
     assert bench.speedups(g, ff["seconds"]) == {1: 1.0, 2: 2.0, 100: 100.0}
 
 
