@@ -169,7 +169,7 @@ def test_export_cli_builds_tensorrt_engine(tiny_style, engines, capsys):
     assert json.loads(printed.with_suffix(".json").read_text())["profile"]["max"] == [1, 96, 96]
 
 
-def test_tensorrt_missing_or_no_gpu_is_one_line_error(tiny, monkeypatch):
+def test_tensorrt_missing_is_one_line_error(tiny, monkeypatch):
     net, meta = tiny
     monkeypatch.setattr(E, "import_tensorrt", lambda: None)
     with pytest.raises(RtstyleError, match="TensorRT is not installed"):

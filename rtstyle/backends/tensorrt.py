@@ -26,8 +26,7 @@ class TensorRTBackend:
         if device.type != "cuda" or not torch.cuda.is_available():
             raise RtstyleError("the tensorrt backend needs a CUDA GPU (no CUDA device here)")
         self.net, self.meta, self.precision = net, meta, precision
-        self.device = device
-        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.device = device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
         self.logger = self.trt.Logger(self.trt.Logger.WARNING)
         self._load(prof or profile(meta))
 
@@ -37,7 +36,10 @@ class TensorRTBackend:
             runtime = self.trt.Runtime(self.logger)
             for attempt in range(2):
                 path = ensure_engine(self.net, self.meta, self.precision, prof, force=attempt > 0, trt=self.trt)
-                engine = runtime.deserialize_cuda_engine(path.read_bytes())
+                try:
+                    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+                except Exception:  # bindings report a rejected engine as None or as an exception, by version
+                    engine = None
                 if engine is not None:
                     break
                 say(f"TensorRT could not load {path}; rebuilding it")
@@ -49,6 +51,9 @@ class TensorRTBackend:
         mode = self.trt.TensorIOMode.INPUT
         self.input = next(n for n in names if engine.get_tensor_mode(n) == mode)
         self.output = next(n for n in names if engine.get_tensor_mode(n) != mode)
+        dtypes = {self.trt.float16: torch.float16, self.trt.float32: torch.float32}
+        self.dtype = dtypes[engine.get_tensor_dtype(self.input)]  # the ONNX graph's, as built
+        self.out_dtype = dtypes[engine.get_tensor_dtype(self.output)]
         lo, opt, hi = engine.get_tensor_profile_shape(self.input, 0)
         self.profile = {k: [s[0], s[2], s[3]] for k, s in zip(("min", "opt", "max"), (lo, opt, hi))}
 
@@ -63,7 +68,7 @@ class TensorRTBackend:
             self._load(grown)
         x = x.to(self.dtype).contiguous()
         self.context.set_input_shape(self.input, tuple(x.shape))
-        y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=self.dtype, device=self.device)
+        y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=self.out_dtype, device=self.device)
         self.context.set_tensor_address(self.input, x.data_ptr())
         self.context.set_tensor_address(self.output, y.data_ptr())
         if not self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
