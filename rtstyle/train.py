@@ -155,7 +155,7 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
             terms["total"].backward()
             optimizer.step()
             for k, v in terms.items():
-                recent.setdefault(k, []).append(float(v))
+                recent.setdefault(k, []).append(float(v.detach()))
                 recent[k] = recent[k][-50:]
             if rank == 0 and (step % 10 == 0 or step == iterations - 1):
                 bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in recent.items()})

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from rtstyle.nets import SRNet, TransformNet, build_net
+
+
+def conv(k: int, c_in: int, c_out: int) -> int:
+    return k * k * c_in * c_out + c_out
+
+
+def norm(c: int) -> int:  # affine instance norm or batch norm: a scale and a shift per channel
+    return 2 * c
+
+
+def n_params(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_transform_net_parameter_count_matches_paper_table():
+    expected = (
+        conv(9, 3, 32) + norm(32) + conv(3, 32, 64) + norm(64) + conv(3, 64, 128) + norm(128)
+        + 5 * (2 * conv(3, 128, 128) + 2 * norm(128))
+        + conv(3, 128, 64) + norm(64) + conv(3, 64, 32) + norm(32)
+        + conv(9, 32, 3)
+    )
+    assert expected == 1_679_235
+    assert n_params(TransformNet()) == expected
+    # the paper's fractionally-strided convs have the same weight count (in x out x 3 x 3 + out)
+    assert n_params(TransformNet(upsample_mode="deconv")) == expected
+
+
+def test_sr_net_parameter_counts():
+    x4 = conv(9, 3, 64) + norm(64) + 4 * (2 * conv(3, 64, 64) + 2 * norm(64)) + 2 * (conv(3, 64, 64) + norm(64)) + conv(9, 64, 3)
+    assert n_params(SRNet(4)) == x4 == 401_859
+    assert n_params(SRNet(8)) == x4 + conv(3, 64, 64) + norm(64)
+
+
+@pytest.mark.parametrize("upsample", ["resize", "deconv"])
+@pytest.mark.parametrize("norm_kind", ["instance", "batch"])
+def test_transform_net_shape_and_range(upsample, norm_kind):
+    net = TransformNet(norm_kind, upsample, width=0.25).eval()
+    with torch.no_grad():
+        y = net(torch.rand(2, 3, 36, 52))
+    assert y.shape == (2, 3, 36, 52)
+    assert 0 <= y.min() and y.max() <= 1
+
+
+def test_width_multiplier_makes_a_lighter_net():
+    assert n_params(TransformNet(width=0.5)) < n_params(TransformNet()) / 3
+
+
+@pytest.mark.parametrize("scale,size", [(4, 72), (8, 36)])
+def test_sr_net_output_is_288(scale, size):
+    with torch.no_grad():
+        y = SRNet(scale, width=0.25).eval()(torch.rand(1, 3, size, size))
+    assert y.shape == (1, 3, 288, 288)
+
+
+def test_build_net_from_arch_and_bad_options():
+    assert isinstance(build_net({"kind": "style", "width": 0.5}), TransformNet)
+    assert build_net({"kind": "sr", "scale": 8}).scale == 8
+    with pytest.raises(ValueError):
+        TransformNet(norm="group")
+    with pytest.raises(ValueError):
+        SRNet(3)

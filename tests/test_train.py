@@ -1,0 +1,112 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from rtstyle import checkpoint, losses, train
+from rtstyle.data import ImageFolder
+from rtstyle.imageio import read_image, to_tensor
+from rtstyle.nets import build_net
+from rtstyle.vgg import load_vgg16
+
+ARCH = {"kind": "style", "norm": "instance", "upsample": "resize", "width": 0.25}
+MANIFEST_HASH = "435de9508370f51ec0fdadd60aa554c0affcb74b9b560491bc93e2ba76a94181"
+
+
+def _style_setup(shared, vgg_weights, size=64):
+    vgg = load_vgg16(vgg_weights)
+    style = torch.nn.functional.interpolate(to_tensor(read_image(shared / "data/styles/mosaic.jpg")), size=(128, 128))
+    with torch.no_grad():
+        grams = [losses.gram(f) for f in vgg(style).values()]
+    loss_fn = train.style_objective(vgg, grams, train.CONTENT_WEIGHT, train.STYLE_WEIGHT, train.TV_WEIGHT)
+    data = ImageFolder(shared / "data/train", size, "style")
+    return loss_fn, data
+
+
+def test_short_training_lowers_the_loss_on_real_photos(shared, vgg_weights, tmp_path):
+    loss_fn, data = _style_setup(shared, vgg_weights)
+    fixed = torch.stack([data[i] for i in range(4)])
+    torch.manual_seed(0)
+    net = build_net(ARCH)
+    with torch.no_grad():
+        before = loss_fn(net, fixed)["total"].item()
+    batches = iter([torch.stack([data[(7 * s + j) % len(data)] for j in range(4)]) for s in range(40)])
+    meta = {"name": "t", "arch": ARCH, "recipe": {}}
+    final = train.fit(net, loss_fn, batches, iterations=40, lr=3e-3, state_path=tmp_path / "s.pt", meta=meta,
+                      resume=False, checkpoint_every=0, device=torch.device("cpu"), rank=0, world=1)
+    with torch.no_grad():
+        after = loss_fn(net.eval(), fixed)["total"].item()
+    assert after < 0.6 * before, (before, after)
+    assert set(final) == {"total", "content", "style", "tv"}
+
+
+def test_train_style_checkpoints_and_resumes(shared, vgg_weights, tmp_path):
+    out = tmp_path / "m.safetensors"
+    kw = dict(image_size=32, style_size=64, batch_size=2, width=0.25, workers=0, vgg_weights=str(vgg_weights),
+              out=str(out), checkpoint_every=2, device="cpu")
+    style = str(shared / "data/styles/candy.jpg")
+    train.train_style(style, str(shared / "data/train"), "m", iterations=4, **kw)
+    state = checkpoint.load_training_state(out.with_suffix(".state.pt"))
+    assert state["step"] == 4
+    net, meta = checkpoint.load_model(out)
+    assert meta["vgg16_sha256"] == MANIFEST_HASH
+    assert meta["recipe"]["iterations"] == 4 and meta["style_image"] == "candy.jpg"
+    assert set(meta["final_losses"]) == {"total", "content", "style", "tv"}
+    for a, b in zip(net.state_dict().values(), state["model"].values()):
+        assert torch.equal(a, b)
+    # resume continues from step 4: only 2 more steps, starting from the saved weights
+    train.train_style(style, str(shared / "data/train"), "m", iterations=6, resume=True, **kw)
+    assert checkpoint.load_training_state(out.with_suffix(".state.pt"))["step"] == 6
+    _, meta = checkpoint.load_model(out)
+    assert meta["recipe"]["iterations"] == 6
+
+
+@pytest.mark.parametrize("loss", ["feat", "pixel"])
+def test_train_sr_runs(shared, vgg_weights, tmp_path, loss):
+    out = tmp_path / f"sr_{loss}.safetensors"
+    train.train_sr(str(shared / "data/train"), "sr", scale=4, loss=loss, iterations=2, batch_size=2, patch_size=32,
+                   width=0.25, workers=0, vgg_weights=str(vgg_weights), out=str(out), device="cpu")
+    net, meta = checkpoint.load_model(out)
+    assert meta["arch"]["scale"] == 4 and meta["recipe"]["loss"] == loss
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+
+
+def _ddp_worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    r, w = train._distributed()
+    torch.manual_seed(0)
+    net = build_net(ARCH)
+    gen = torch.Generator().manual_seed(100 + rank)  # each rank sees different data
+    batches = iter([torch.rand(2, 3, 16, 16, generator=gen) for _ in range(3)])
+    loss_fn = lambda model, x: {"total": ((model(x) - x.flip(-1)) ** 2).mean()}
+    train.fit(net, loss_fn, batches, iterations=3, lr=1e-2, state_path=out_dir / "state.pt", meta={"name": "d", "arch": ARCH, "recipe": {}},
+              resume=False, checkpoint_every=0, device=torch.device("cpu"), rank=r, world=w)
+    torch.save(net.state_dict(), out_dir / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_processes_end_with_identical_weights(tmp_path):
+    mp.spawn(_ddp_worker, args=(2, 29517, tmp_path), nprocs=2, join=True)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    torch.manual_seed(0)
+    start = build_net(ARCH).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # and they did train
+
+
+def test_torchrun_launches_training(shared, vgg_weights, tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "rtstyle",
+           "train", "style", str(shared / "data/styles/wave.jpg"), "--data", str(shared / "data/train"), "--name", "ddp",
+           "--iterations", "2", "--image-size", "32", "--style-size", "64", "--batch-size", "1", "--width", "0.25",
+           "--workers", "0", "--device", "cpu", "--vgg-weights", str(vgg_weights), "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, meta = checkpoint.load_model(out)
+    assert meta["recipe"]["world_size"] == 2 and meta["recipe"]["batch_size"] == 2
