@@ -270,6 +270,9 @@ def _add_video_stream(out, vstream, first: av.VideoFrame, codec: str, crf: int |
         raise RtstyleError(f"cannot encode {codec} into {out.format.name}: {e}") from None
     ovs.width, ovs.height, ovs.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
     ovs.time_base = ovs.codec_context.time_base = vstream.time_base
+    # The source's colour tags: frames are converted back to YUV with the matrix they were decoded with.
+    cc = ovs.codec_context
+    cc.colorspace, cc.color_primaries, cc.color_trc = first.colorspace, first.color_primaries, first.color_trc
     if codec in ("libx264", "libx265"):
         ovs.options = {"preset": "veryfast", "crf": str(crf if crf is not None else 18)}
     elif codec.startswith("libvpx"):
@@ -348,7 +351,7 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
                             if rgb.shape[0] % 2 or rgb.shape[1] % 2:
                                 rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
                             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                            frame.pts, frame.time_base = item[2], vstream.time_base
+                            frame.pts, frame.time_base, frame.colorspace = item[2], vstream.time_base, first.colorspace
                             out.mux(ovs.encode(frame))
                             done += 1
                             bar.update()

@@ -16,7 +16,7 @@ from rtstyle.cli import main
 from rtstyle.errors import RtstyleError
 from rtstyle.imageio import read_image
 from rtstyle.stream import is_video, video_command
-from rtstyle.synth import make_clip
+from rtstyle.synth import make_clip, pattern
 
 FAST = ["--backend", "torch", "--device", "cpu"]
 
@@ -136,6 +136,30 @@ def test_default_output_name_codec_and_webm(tiny_style, tmp_path):
     assert_kept(src, dst)
     with av.open(str(dst)) as c:
         assert [s.codec_context.name for s in c.streams] == ["vp9", "opus"]
+
+
+def test_colours_and_colour_tags_are_kept(tiny_style, tmp_path):
+    src = tmp_path / "709.mp4"
+    with av.open(str(src), "w") as out:  # a BT.709-tagged clip, as HD cameras write
+        v = out.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.codec_context.colorspace = v.codec_context.color_primaries = v.codec_context.color_trc = 1
+        for i in range(4):
+            f = av.VideoFrame.from_ndarray(pattern(i, 64, 48), format="rgb24")
+            f.colorspace, f.pts = 1, i
+            out.mux(v.encode(f))
+        out.mux(v.encode())
+    dst = tmp_path / "out.mp4"
+    assert run("video", src, "-o", dst, "--style", tiny_style, "--strength", 0, *FAST) == 0
+
+    def decoded(path):
+        with av.open(str(path)) as c:
+            cc = c.streams.video[0].codec_context
+            tags = (cc.colorspace, cc.color_primaries, cc.color_trc)
+            return tags, np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
+    (tags_in, rgb_in), (tags_out, rgb_out) = decoded(src), decoded(dst)
+    assert tags_out == tags_in == (1, 1, 1)
+    assert np.abs(rgb_out - rgb_in).mean() < 4  # strength 0: the source again, up to compression
 
 
 def test_side_by_side_doubles_the_width(tiny_style, tmp_path):
