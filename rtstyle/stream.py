@@ -377,9 +377,12 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
                 out.close()
                 inp.close()
             if interrupted:
+                if not done:
+                    tmp.unlink()  # nothing worth keeping: leave no file
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
-        print(f"\nrtstyle: interrupted: {dst} holds the first {done} frames and plays", file=sys.stderr)
+        print(f"\nrtstyle: interrupted: {dst} holds the first {done} frames and plays" if done else
+              "\nrtstyle: interrupted before the first frame; nothing written", file=sys.stderr)
         raise
     except av.error.FFmpegError as e:
         raise RtstyleError(f"video processing failed: {e}") from None
