@@ -44,7 +44,7 @@ INPUT, OUTPUT = "image", "output"
 KEEP_FP32_OPS = {"InstanceNormalization"}
 # Float inputs the ONNX spec requires to stay float32 whatever the data type (Resize's roi and scales).
 FP32_OPERANDS = {("Resize", 1), ("Resize", 2)}
-WORKSPACE_MB = 2048
+WORKSPACE_MB = 4096  # a limit, not an allocation; batch 4 at 1088x1920 needs more than 2 GiB
 
 
 def engine_dir() -> Path:
@@ -396,7 +396,8 @@ def build_engine(trt: ModuleType, onnx_path: Path, prof: dict, workspace_mb: int
         config.set_timing_cache(cache, ignore_mismatch=True)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RtstyleError(f"TensorRT failed to build an engine from {onnx_path} (see the messages above)")
+        raise RtstyleError(f"TensorRT failed to build an engine from {onnx_path} (see its messages above; after "
+                           "an OutOfMemory, lower --max or --max-batch)")
     if cache_file is not None:
         _write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
     return bytes(serialized)
