@@ -78,6 +78,18 @@ def test_auto_on_cpu_measures_once_then_remembers(tiny, engines, capsys):
         assert chosen.name == fast and f"backend auto: {fast} (faster on this CPU when measured" in capsys.readouterr().err
 
 
+def test_auto_falls_back_to_eager_when_onnx_fails(tiny, monkeypatch, capsys):
+    import rtstyle.backends.onnxrt as onnxrt
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(onnxrt, "OnnxRuntimeBackend", broken)
+    net, meta = tiny
+    assert B.load_backend(net, meta, "auto", "cpu").name == "torch"
+    assert "ONNX Runtime unavailable for this model: RuntimeError: exporter exploded" in capsys.readouterr().err
+
+
 def test_measure_cpu_interleaves_and_reports_each():
     calls = []
     ms = B.measure_cpu({"a": lambda x: calls.append("a"), "b": lambda x: calls.append("b")}, size=8, rounds=2)

@@ -132,12 +132,19 @@ def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: st
     except (OSError, ValueError):
         known = {}
     key = _cpu_key(meta)
-    if key in known:
-        ms = known[key]
-        choice = min(ms, key=ms.get)
-        say(f"backend auto: {choice} (faster on this CPU when measured: {_fmt(ms)})")
-        return load_backend(net, meta, choice, device, precision)
-    candidates = {"torch": TorchBackend(net, device, precision), "onnxruntime": OnnxRuntimeBackend(net, meta, device)}
+    ms = known.get(key)
+    if ms and min(ms, key=ms.get) == "torch":
+        say(f"backend auto: torch (faster on this CPU when measured: {_fmt(ms)})")
+        return TorchBackend(net, device, precision)
+    try:
+        ort = OnnxRuntimeBackend(net, meta, device)
+    except Exception as e:  # an export or session failure must not stop a run that eager PyTorch can do
+        say(f"backend auto: torch (ONNX Runtime unavailable for this model: {e.__class__.__name__}: {str(e)[:200]})")
+        return TorchBackend(net, device, precision)
+    if ms:
+        say(f"backend auto: onnxruntime (faster on this CPU when measured: {_fmt(ms)})")
+        return ort
+    candidates = {"torch": TorchBackend(net, device, precision), "onnxruntime": ort}
     ms = measure_cpu(candidates)
     known[key] = ms
     path.parent.mkdir(parents=True, exist_ok=True)
