@@ -248,12 +248,12 @@ def eval_style(
 @app.command("export")
 def export_model(
     style: str = typer.Option(..., help="Model name or model file (style or SR)."),
-    format: str = typer.Option("onnx", "--format", help="onnx (a file) or tensorrt (an engine in the engine folder)."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx (a file) or tensorrt (an engine in the engine folder)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="ONNX file to write (default: NAME.onnx)."),
     precision: Optional[str] = typer.Option(None, help="fp32 or fp16 [default: fp32 for onnx, fp16 for tensorrt]."),
-    min: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW of the engine's profile [32x32]."),
-    opt: Optional[str] = typer.Option(None, "--opt", help="Input HxW the engine is tuned for [720x1280]."),
-    max: Optional[str] = typer.Option(None, "--max", help="Largest input HxW of the engine's profile [1088x1920]."),
+    min_hw: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW of the engine's profile [32x32]."),
+    opt_hw: Optional[str] = typer.Option(None, "--opt", help="Input HxW the engine is tuned for [720x1280]."),
+    max_hw: Optional[str] = typer.Option(None, "--max", help="Largest input HxW of the engine's profile [1088x1920]."),
     max_batch: int = typer.Option(4, help="Largest batch of the engine's profile."),
     overwrite: bool = typer.Option(False, help="Replace an existing ONNX file / rebuild a cached engine."),
 ) -> None:
@@ -261,7 +261,7 @@ def export_model(
     TensorRT engine into the engine folder ($RTSTYLE_ENGINE_DIR, default ~/.cache/rtstyle/engines)."""
     from rtstyle.export import export
 
-    print(export(style, format, output, precision, {"min": min, "opt": opt, "max": max}, max_batch, overwrite))
+    print(export(style, fmt, output, precision, {"min": min_hw, "opt": opt_hw, "max": max_hw}, max_batch, overwrite))
 
 
 # ---------------------------------------------------------------- video files and images
@@ -357,6 +357,22 @@ def stylize(
 
     images_command(inputs, output, style, "style", backend, precision, device,
                    _frame_options(max_side, size, strength, preserve_color, side_by_side), overwrite)
+
+
+# ---------------------------------------------------------------- demo
+
+@app.command("demo")
+def demo(
+    out: str = typer.Option("out/demo", help="Folder for the synthetic clip and the results."),
+    style: str = typer.Option("candy", help="Shipped style to use."),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
+) -> None:
+    """Synthesize a clip and stylize it with a shipped style (what `make demo` runs)."""
+    from pathlib import Path
+
+    from rtstyle.demo import run_demo
+
+    run_demo(Path(out), style, backend)
 
 
 # ---------------------------------------------------------------- entry point

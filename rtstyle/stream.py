@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import queue
+import signal
 import sys
 import threading
 import time
@@ -325,8 +326,17 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
         kinds = ", ".join(sorted({s.type for s in dropped}))
         print(f"rtstyle: warning: dropping {len(dropped)} stream(s) ({kinds}) not supported in the output",
               file=sys.stderr)
-    stop, timing, done, interrupted = threading.Event(), [0.0], 0, False
+    stop, interrupted, timing, done = threading.Event(), threading.Event(), [0.0], 0
     q_dec, q_net = queue.Queue(QUEUE_FRAMES), queue.Queue(QUEUE_FRAMES)
+
+    def on_sigint(signum, frame):
+        """Ctrl-C stops the stages and lets this thread finish the frames in hand and finalise the
+        file: a KeyboardInterrupt between encoding and muxing would lose packets."""
+        interrupted.set()
+        stop.set()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     t0 = time.perf_counter()
     try:
         with atomic_output(dst, keep_partial_on_interrupt=True) as tmp:
@@ -360,23 +370,22 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
                             out.mux(item[1])
                         else:
                             out.mux(item[2].encode(item[1]))
-                    bar.total = bar.n  # the estimate (or the header's count) was off: end at 100%
-                except KeyboardInterrupt:
-                    interrupted = True
+                    if not interrupted.is_set():
+                        bar.total = bar.n  # the estimate (or the header's count) was off: end at 100%
                 finally:
                     stop.set()
                     bar.close()
                     for stage in stages:
                         stage.join()
                 errors = [s.error for s in stages if s.error is not None]
-                if errors and not interrupted:
+                if errors and not interrupted.is_set():
                     raise errors[0]
                 for s in [ovs, *(s for s, copy in audio.values() if not copy)]:
                     out.mux(s.encode())
             finally:
                 out.close()
                 inp.close()
-            if interrupted:
+            if interrupted.is_set():
                 if not done:
                     tmp.unlink()  # nothing worth keeping: leave no file
                 raise KeyboardInterrupt
@@ -386,6 +395,9 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
         raise
     except av.error.FFmpegError as e:
         raise RtstyleError(f"video processing failed: {e}") from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return Report(done, time.perf_counter() - t0, timing[0])
 
 
