@@ -10,8 +10,8 @@ TensorRT comes in two Python modules with the same API: ``tensorrt`` (datacenter
 H100) and ``tensorrt_rtx`` (GeForce/RTX GPUs; it can build engines ahead of time without any GPU).
 Both builds here use a *strongly typed* network: the precision is the ONNX file's own types. FP16
 is an ONNX file converted by ``to_fp16``, with instance normalisation kept in FP32 (its statistics
-over a whole frame overflow in half precision). TensorRT-RTX has no FP16 builder flag at all and
-TensorRT 10 deprecates it, so this one route works with both.
+over a whole frame can overflow half precision). TensorRT-RTX has no FP16 builder flag, TensorRT
+10.12 deprecated it and TensorRT 11 removed it, so this one route works with all of them.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ ENGINE_DIR_ENV = "RTSTYLE_ENGINE_DIR"
 FORMATS = ("onnx", "tensorrt")
 INPUT, OUTPUT = "image", "output"
 # Ops computed in FP32 inside an FP16 graph: instance-norm statistics (sums of squares over a whole
-# frame) exceed FP16's 65504 range.
+# frame) can exceed FP16's 65504 range.
 KEEP_FP32_OPS = {"InstanceNormalization"}
 # Float inputs the ONNX spec requires to stay float32 whatever the data type (Resize's roi and scales).
 FP32_OPERANDS = {("Resize", 1), ("Resize", 2)}
