@@ -84,10 +84,16 @@ def resize(x: torch.Tensor, height: int, width: int, mode: str = "bilinear") -> 
                          antialias=height < x.shape[-2]).clamp_(0, 1)
 
 
+# The smallest input the nets take: their reflection pads need more pixels than they pad (4 for the
+# 9x9 convolutions; 1 after the style net's two stride-2 convolutions, where 8 pixels are 2).
+MIN_SIDE = 8
+
+
 def run_padded(backend: Backend, x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad ``x`` to a multiple of ``multiple``, run the net, crop the output back."""
+    """Reflect-pad ``x`` to a multiple of ``multiple`` (and to at least ``MIN_SIDE``), run the net,
+    crop the output back."""
     h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
+    ph, pw = max(-h % multiple, MIN_SIDE - h), max(-w % multiple, MIN_SIDE - w)
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
