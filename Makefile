@@ -11,7 +11,7 @@ ifneq ($(wildcard $(VGG)),)
 export RTSTYLE_VGG16 ?= $(VGG)
 endif
 
-.PHONY: venv demo test fuzz bench tensorrt-rtx clean
+.PHONY: venv demo test fuzz bench tensorrt-rtx clean models
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,3 +40,22 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) out runs .pytest_cache
+
+# The shipped models, as trained for this release on a 2-core CPU (no GPU was available): see
+# README "Shipped models". On a GPU, raise ITERS/SIZE towards the paper's 40k at 256 px.
+STYLES ?= candy muse starry_night wave composition_vii the_scream mosaic udnie rain_princess feathers
+ITERS ?= 400
+SIZE ?= 128
+SR_ITERS ?= 300
+models: venv
+	mkdir -p runs
+	for s in $(STYLES); do \
+	  $(BIN)/rtstyle train style $(SHARED)/data/styles/$$s.jpg --data $(SHARED)/data/train --name $$s \
+	    --iterations $(ITERS) --image-size $(SIZE) --style-size $$(( $(SIZE) * 2 )) --lr 2e-3 --width 0.5 \
+	    --workers 1 --checkpoint-every 50 --out runs/$$s.safetensors --resume || exit 1; \
+	done
+	for m in "4 feat" "4 pixel" "8 feat"; do set -- $$m; \
+	  $(BIN)/rtstyle train sr --scale $$1 --loss $$2 --data $(SHARED)/data/train --iterations $(SR_ITERS) \
+	    --patch-size 144 --workers 1 --checkpoint-every 50 --out runs/sr_x$$1_$$2.safetensors --resume || exit 1; \
+	done
+	$(BIN)/python -c "import sys; from rtstyle.models import ship; [print(ship(p)) for p in sys.argv[1:]]" runs/*.safetensors

@@ -140,7 +140,7 @@ def bench(
     sizes: Optional[str] = typer.Option(None, help="Square image sizes [default: 256,512,1024; --quick: 64,256]."),
     iterations: Optional[str] = typer.Option(None, help="Gatys L-BFGS iteration counts [default: 100,300,500]."),
     backend: Optional[str] = typer.Option(None, help="Backends for the per-backend rows, comma-separated [default: all; --quick: torch]."),
-    measured_iterations: Optional[int] = typer.Option(None, help="Gatys iterations timed per size, the rest projected [default: 2 on CPU, 20 on CUDA]."),
+    measured_iterations: Optional[int] = typer.Option(None, help="Gatys iterations timed per size, the rest projected [default: 3 on CPU; on CUDA all run]."),
     full: bool = typer.Option(False, help="Run every Gatys iteration instead of projecting (hours on a CPU)."),
     quick: bool = typer.Option(False, help="Small sizes and few frames: under a minute on 2 CPU cores."),
     resolutions: Optional[str] = typer.Option(None, help="Pipeline resolutions, e.g. 640x360,1280x720 ('none' skips the section)."),

@@ -48,9 +48,17 @@ WORKSPACE_MB = 4096  # a limit, not an allocation; batch 4 at 1088x1920 needs mo
 
 
 def engine_dir() -> Path:
-    """Where exported ONNX files, engines and CPU measurements are cached ($RTSTYLE_ENGINE_DIR)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rtstyle" / "engines"
-    return Path(os.environ.get(ENGINE_DIR_ENV) or default)
+    """Where exported ONNX files, engines and CPU measurements are cached.
+
+    $RTSTYLE_ENGINE_DIR if set; else the checkout's ``engines/`` folder when rtstyle runs from a
+    source tree (it is git-ignored); else, for an installed package, ~/.cache/rtstyle/engines.
+    """
+    if os.environ.get(ENGINE_DIR_ENV):
+        return Path(os.environ[ENGINE_DIR_ENV])
+    checkout = Path(__file__).resolve().parents[1] / "engines"
+    if (checkout / "README.md").is_file() and os.access(checkout, os.W_OK):
+        return checkout
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rtstyle" / "engines"
 
 
 def model_hash(net: nn.Module, meta: dict) -> str:

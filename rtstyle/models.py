@@ -63,3 +63,16 @@ def load(name_or_path: str, kind: str = "style") -> tuple[nn.Module, dict]:
         raise RtstyleError(f"{path} is a {meta['arch']['kind']} model, not a {kind} model")
     meta.setdefault("name", path.stem)
     return net, meta
+
+
+def ship(src: str | os.PathLike, dest_dir: Path = SHIPPED_DIR) -> Path:
+    """Copy a trained model into the package as fp16 weights plus a JSON model card beside it."""
+    import json
+
+    from rtstyle.checkpoint import save_model
+
+    net, meta = load_model(src)
+    dest = save_model(net, dest_dir / f"{meta['name']}.safetensors", meta, half=True)
+    card = {"name": meta["name"], "file": dest.name, "weights": "fp16 safetensors", **meta}
+    dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return dest
