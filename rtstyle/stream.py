@@ -29,9 +29,12 @@ from rtstyle.outputs import atomic_output, check_output
 
 VIDEO_CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvpx-vp9", "vp8": "libvpx",
                 "av1": "libsvtav1"}
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+# Output containers. Not AVI: it has no presentation timestamps, so B-frames and variable frame
+# rates come out in the wrong order or at the wrong times.
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 # Audio codecs the MP4/MOV muxers take without "experimental" flags; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"}
+MOV_AUDIO = MP4_AUDIO - {"flac", "opus"}  # FFmpeg writes these only in MP4
 QUEUE_FRAMES = 8  # frames buffered between stages: enough to absorb jitter, little memory
 REORDER = 8       # decode-order timestamps (AVI) are sorted over this many frames
 
@@ -289,10 +292,10 @@ def _add_video_stream(out, vstream, first: av.VideoFrame, codec: str, crf: int |
 def _add_audio_streams(inp, out) -> dict:
     """{input stream index: (output stream, copy?)}: copy when the container takes the codec, else AAC."""
     streams = {}
-    mp4 = out.format.name in ("mp4", "mov")
+    allowed = {"mp4": MP4_AUDIO, "mov": MOV_AUDIO}.get(out.format.name)
     for s in inp.streams.audio:
         name = s.codec_context.codec.canonical_name
-        if name in out.supported_codecs and (not mp4 or name in MP4_AUDIO):
+        if name in out.supported_codecs and (allowed is None or name in allowed):
             streams[s.index] = (out.add_stream_from_template(s), True)
         else:
             rate = s.codec_context.sample_rate or 48000
@@ -310,7 +313,8 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
 
     fmt = CONTAINERS.get(dst.suffix.lower())
     if fmt is None:
-        raise RtstyleError(f"output {dst}: unknown container; use one of {', '.join(CONTAINERS)}")
+        why = "AVI cannot keep the frames' timestamps" if dst.suffix.lower() == ".avi" else "unknown container"
+        raise RtstyleError(f"output {dst}: {why}; use one of {', '.join(CONTAINERS)}")
     if batch < 1:
         raise RtstyleError(f"--batch must be at least 1, not {batch}")
     check_output(src, dst, overwrite)
