@@ -14,40 +14,36 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as an HxWx3 uint8 RGB array (gray is expanded, alpha dropped, 16-bit scaled)."""
+    """An image file as an HxWx3 uint8 RGB array (gray is expanded, alpha dropped, 16-bit scaled,
+    EXIF orientation applied)."""
     path = Path(path)
     if not path.is_file():
         raise RtstyleError(f"image not found: {path}")
     data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a damaged file is our one-line error, not its warnings
+    # Always 3 channels (gray expanded, alpha dropped), turned by the EXIF orientation as viewers show it.
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if img is None:
         raise RtstyleError(f"{path} is not a readable image")
     if img.dtype == np.uint16:
         img = (img / 257).round().astype(np.uint8)
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(img)
+    elif img.dtype != np.uint8:
+        raise RtstyleError(f"{path} holds {img.dtype} pixels; save it with 8 or 16 bits per channel")
+    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
-    """Write an HxWx3 uint8 RGB array; the format follows the extension. Atomic: temp file, then rename."""
-    from rtstyle.checkpoint import atomic_path
+    """Write an HxWx3 uint8 RGB array; the format follows the extension. Atomic: temp file, then
+    rename (a full disk leaves no partial file and says so)."""
+    from rtstyle.outputs import atomic_output
 
     path = Path(path)
     ext = path.suffix.lower() or ".png"
     ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RtstyleError(f"cannot encode an image as {ext}")
-    tmp = atomic_path(path)
-    try:
+    with atomic_output(path) as tmp:
         tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
