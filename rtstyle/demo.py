@@ -10,8 +10,8 @@ from rtstyle.stream import load, video_command
 from rtstyle.synth import make_clip, pattern
 
 
-def run_demo(out_dir: Path, style: str = "candy", backend: str = "auto", frames: int = 96,
-             size: tuple[int, int] = (640, 360)) -> tuple[Path, Path]:
+def run_demo(out_dir: Path, style: str = "candy", backend: str = "auto", frames: int = 72,
+             size: tuple[int, int] = (480, 270)) -> tuple[Path, Path]:
     """Write ``demo.mp4`` (synthetic, with audio), its stylized version and a side-by-side still.
 
     Returns (stylized video, side-by-side PNG).

@@ -296,7 +296,7 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
     """
     from rtstyle import gatys, models
     from rtstyle.backends import load_backend
-    from rtstyle.train import _load_style_target
+    from rtstyle.train import load_style_target
     from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
     counts = sorted(set(gatys_iterations))
@@ -328,7 +328,7 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
     style_path = find_style_image(meta, style_image)
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
-    style_t = _load_style_target(str(style_path), recipe.get("style_size", 512)).to(dev)
+    style_t = load_style_target(str(style_path), recipe.get("style_size", 512)).to(dev)
     runner = load_backend(net, meta, backend="torch", device=dev)
 
     rows = []

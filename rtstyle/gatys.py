@@ -96,17 +96,6 @@ def optimise(content: torch.Tensor, style: torch.Tensor, iterations: int, *, vgg
     return y.detach().clamp(0, 1)
 
 
-def _resize_longer(rgb, size: int | None):
-    import cv2
-
-    if not size:
-        return rgb
-    h, w = rgb.shape[:2]
-    s = size / max(h, w)
-    return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))),
-                      interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-
-
 def stylise_file(content_path: str, style_path: str, out: str, *, iterations: int = 500, size: int | None = 512,
                  style_size: int | None = None, init: str = "content", vgg_weights: str | None = None,
                  device: str | None = None, overwrite: bool = False, seed: int = 0) -> Path:
@@ -116,7 +105,7 @@ def stylise_file(content_path: str, style_path: str, out: str, *, iterations: in
     ``style_size`` (default: the same longer side as the content). Ctrl-C writes the image reached so far.
     """
     from rtstyle.errors import RtstyleError
-    from rtstyle.imageio import read_image, to_image, to_tensor, write_image
+    from rtstyle.imageio import read_image, resize_longer, to_image, to_tensor, write_image
     from rtstyle.outputs import check_output
     from rtstyle.vgg import load_vgg16
 
@@ -125,8 +114,8 @@ def stylise_file(content_path: str, style_path: str, out: str, *, iterations: in
     if init not in ("content", "noise"):
         raise RtstyleError(f"--init must be content or noise, not {init!r}")
     out_path = check_output([Path(content_path), Path(style_path)], Path(out), overwrite)
-    content_rgb = _resize_longer(read_image(content_path), size)
-    style_rgb = _resize_longer(read_image(style_path), style_size or max(content_rgb.shape[:2]))
+    content_rgb = resize_longer(read_image(content_path), size)
+    style_rgb = resize_longer(read_image(style_path), style_size or max(content_rgb.shape[:2]))
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
     latest: dict[str, object] = {}

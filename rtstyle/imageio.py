@@ -47,6 +47,16 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     return path
 
 
+def resize_longer(rgb: np.ndarray, size: int | None) -> np.ndarray:
+    """Resize so the longer side is ``size`` pixels (aspect kept); ``None`` leaves the image as is."""
+    if not size:
+        return rgb
+    h, w = rgb.shape[:2]
+    s = size / max(h, w)
+    return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))),
+                      interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+
+
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 -> 1x3xHxW float32 in [0, 1]."""
     return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from rtstyle import checkpoint, losses, models
 from rtstyle.data import ImageFolder, worker_init
 from rtstyle.errors import RtstyleError
-from rtstyle.imageio import read_image, to_tensor
+from rtstyle.imageio import read_image, resize_longer, to_tensor
 from rtstyle.nets import build_net
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
@@ -72,15 +72,9 @@ def _batches(dataset: ImageFolder, batch_size: int, workers: int, seed: int):
     yield from loader
 
 
-def _load_style_target(style_image: str, style_size: int | None) -> torch.Tensor:
-    rgb = read_image(style_image)
-    if style_size:
-        import cv2
-
-        h, w = rgb.shape[:2]
-        s = style_size / max(h, w)
-        rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-    return to_tensor(rgb)
+def load_style_target(style_image: str, style_size: int | None) -> torch.Tensor:
+    """The style image as a 1x3xHxW tensor, its longer side resized to ``style_size`` (if given)."""
+    return to_tensor(resize_longer(read_image(style_image), style_size))
 
 
 def style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], content_weight: float, style_weight: float,
@@ -210,7 +204,7 @@ def train_style(style_image: str, data: str, name: str, *, iterations: int = 400
     started = time.time()
     rank, world, dev, out_path, state_path = _setup(name, out, seed, device)
     dataset = ImageFolder(data, image_size, "style", seed=seed + rank)
-    style = _load_style_target(style_image, style_size).to(dev)
+    style = load_style_target(style_image, style_size).to(dev)
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
     if dev.type == "cuda":
         vgg.to(memory_format=torch.channels_last)
