@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -184,7 +184,7 @@ class _Stage(threading.Thread):
 def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event) -> None:
     """Demux and decode: video frames as RGB arrays with display timestamps; audio packets to copy
     or frames to re-encode, in file order."""
-    heap, pending, last, last_dts, dropped = [], deque(), None, {}, 0
+    heap, pending, last, last_dts, skipped = [], deque(), None, {}, Counter()
     step = max(1, round(1 / (vstream.average_rate * vstream.time_base))) if vstream.average_rate else 1
 
     def emit(final: bool) -> bool:
@@ -200,7 +200,10 @@ def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event) ->
         if stop.is_set():
             return
         if packet.stream is vstream:
-            for frame in _decode_packet(packet):
+            frames = _decode_packet(packet)
+            if frames is None:
+                skipped["corrupt video"] += 1
+            for frame in frames or []:
                 t = frame.pts if frame.pts is not None else frame.dts
                 heapq.heappush(heap, t if t is not None else (last or 0) + step * (len(pending) + 1))
                 pending.append(frame.to_ndarray(format="rgb24"))
@@ -212,25 +215,31 @@ def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event) ->
                 if packet.dts is None:  # the demuxer's end-of-stream marker
                     continue
                 if packet.dts <= last_dts.get(ostream.index, packet.dts - 1):  # muxers refuse these
-                    dropped += 1
+                    skipped["out-of-order audio"] += 1
                     continue
+            # Copied packets are decoded too: a corrupt one copied would leave an output that does not decode.
+            frames = _decode_packet(packet)
+            if frames is None:
+                skipped["corrupt audio"] += 1
+                continue
+            if copy:
                 last_dts[ostream.index] = packet.dts
-            items = [("a", packet, ostream)] if copy else [("af", _in_samples(f), ostream) for f in _decode_packet(packet)]
+            items = [("a", packet, ostream)] if copy else [("af", _in_samples(f), ostream) for f in frames]
             for item in items:
                 if not _put(q, item, stop):
                     return
     emit(True)
-    if dropped:
-        print(f"rtstyle: warning: dropped {dropped} audio packet(s) with out-of-order timestamps", file=sys.stderr)
+    if skipped:
+        counts = ", ".join(f"{n} {why}" for why, n in skipped.items())
+        print(f"rtstyle: warning: skipped {counts} packet(s), as players do", file=sys.stderr)
 
 
-def _decode_packet(packet: av.Packet) -> list:
-    """The packet's frames; a corrupt packet is skipped with a warning, as players do."""
+def _decode_packet(packet: av.Packet) -> list | None:
+    """The packet's frames; None if the decoder rejects it as corrupt (the caller skips it)."""
     try:
         return packet.decode()
     except av.error.InvalidDataError:
-        print(f"rtstyle: warning: skipped a corrupt {packet.stream.type} packet at {packet.pts}", file=sys.stderr)
-        return []
+        return None
 
 
 def _in_samples(frame: av.AudioFrame) -> av.AudioFrame:
