@@ -340,11 +340,16 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
         print(f"rtstyle: warning: dropping {len(dropped)} stream(s) ({kinds}) not supported in the output",
               file=sys.stderr)
     stop, interrupted, timing, done = threading.Event(), threading.Event(), [0.0], 0
+    aborted, closing = threading.Event(), threading.Event()
     q_dec, q_net = queue.Queue(QUEUE_FRAMES), queue.Queue(QUEUE_FRAMES)
 
     def on_sigint(signum, frame):
         """Ctrl-C stops the stages and lets this thread finish the frames in hand and finalise the
-        file: a KeyboardInterrupt between encoding and muxing would lose packets."""
+        file: a KeyboardInterrupt between encoding and muxing would lose packets. A second Ctrl-C
+        stops at once and leaves no file (unless the trailer is already being written: milliseconds)."""
+        if interrupted.is_set() and not closing.is_set():
+            aborted.set()
+            raise KeyboardInterrupt
         interrupted.set()
         stop.set()
 
@@ -396,15 +401,22 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
                 for s in [ovs, *(s for s, copy in audio.values() if not copy)]:
                     out.mux(s.encode())
             finally:
+                closing.set()
                 out.close()
-                inp.close()
+                if aborted.is_set():
+                    tmp.unlink(missing_ok=True)  # not finalised: no file rather than a broken one
+                else:  # (after a second Ctrl-C the stages may still be reading the input)
+                    inp.close()
             if interrupted.is_set():
                 if not done:
                     tmp.unlink()  # nothing worth keeping: leave no file
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
-        print(f"\nrtstyle: interrupted: {dst} holds the first {done} frames and plays" if done else
-              "\nrtstyle: interrupted before the first frame; nothing written", file=sys.stderr)
+        if aborted.is_set():
+            print(f"\nrtstyle: interrupted twice: stopped at once; {dst} not written", file=sys.stderr)
+        else:
+            print(f"\nrtstyle: interrupted: {dst} holds the first {done} frames and plays" if done else
+                  "\nrtstyle: interrupted before the first frame; nothing written", file=sys.stderr)
         raise
     except av.error.FFmpegError as e:
         raise RtstyleError(f"video processing failed: {e}") from None
