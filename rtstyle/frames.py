@@ -160,8 +160,21 @@ def process_tensor(backend: Backend, meta: dict, x: torch.Tensor, options: Optio
 
 
 def process(backend: Backend, meta: dict, frames: np.ndarray, options: Options | None = None) -> np.ndarray:
-    """uint8 RGB frames (HxWx3 or NxHxWx3) -> processed uint8 RGB frames of the same rank."""
+    """uint8 RGB frames (HxWx3 or NxHxWx3) -> processed uint8 RGB frames of the same rank.
+
+    Running out of memory (a frame too large for the net at full size) is a one-line error that
+    names the option bounding memory: ``--tile`` for SR nets, ``--max-side`` for style nets."""
     single = frames.ndim == 3
-    x = upload(frames[None] if single else frames, backend.device)
-    y = download(process_tensor(backend, meta, x, options or Options()))
+    try:
+        x = upload(frames[None] if single else frames, backend.device)
+        y = download(process_tensor(backend, meta, x, options or Options()))
+    except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError on CUDA; a RuntimeError from the CPU allocator
+        if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "allocate memory" not in str(e):
+            raise
+        options = options or Options()
+        hint = (f"--tile {max(16, options.tile // 2) if options.tile else 256}" if net_scale(meta) > 1 else
+                f"--max-side {max(8, options.max_side // 2) if options.max_side else 1280}")
+        h, w = frames.shape[-3:-1]
+        raise RtstyleError(f"out of memory processing {w}x{h} frames on {backend.device}; "
+                           f"bound the memory with {hint} (or smaller)") from None
     return y[0] if single else y
