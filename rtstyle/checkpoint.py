@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -89,8 +91,13 @@ def save_training_state(path: str | os.PathLike, state: dict) -> Path:
 def load_training_state(path: str | os.PathLike) -> dict:
     """Read a ``--resume`` checkpoint. ``weights_only=True`` refuses any pickled code."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError for crafted files, RuntimeError/EOFError for truncated ones
+        with warnings.catch_warnings():  # (torch warns about pickle protocols: the error below says it all)
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # what weights_only raises for anything but tensors and plain data
+        raise RtstyleError(f"cannot load checkpoint {path}: not a tensors-only checkpoint (pickled Python objects "
+                           "or unknown data); refused, since unpickling it could run code") from e
+    except Exception as e:  # RuntimeError/EOFError/zipfile errors for truncated or corrupt files
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise RtstyleError(f"cannot load checkpoint {path}: {first}") from e
     if not isinstance(state, dict) or "model" not in state or "meta" not in state:
