@@ -5,9 +5,9 @@ feature reconstruction at relu3_3, Gram style losses at relu1_2..relu4_3, total 
 by ``rtstyle.train``'s CONTENT_WEIGHT / STYLE_WEIGHT / TV_WEIGHT.
 
 What one iteration is: one L-BFGS update, i.e. one forward and one backward pass through VGG-16
-(``torch.optim.LBFGS`` with ``max_iter=1`` and no line search, its history kept across steps). This
-is what Johnson et al.'s Table 1 counts (their neural-style code runs Torch's L-BFGS without line
-search, one function evaluation per iteration).
+(``torch.optim.LBFGS`` with ``max_iter=1`` and no line search, its history kept across steps). The
+paper's Table 1 counts L-BFGS iterations; without a line search each is exactly one function
+evaluation, so the count is unambiguous.
 """
 from __future__ import annotations
 
