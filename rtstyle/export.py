@@ -135,15 +135,26 @@ def cached_onnx(net: nn.Module, meta: dict, precision: str = "fp32") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{_slug(meta.get('name', 'model'))}-{model_hash(net, meta)}"
     fp32 = folder / f"{stem}-fp32.onnx"
-    if not fp32.is_file():
+    if not _parses(fp32):
         say(f"exporting {meta.get('name', 'the model')} to ONNX (once; cached as {fp32})")
         export_onnx(net, meta, fp32)
     if precision == "fp32":
         return fp32
     fp16 = folder / f"{stem}-fp16.onnx"
-    if not fp16.is_file():
+    if not _parses(fp16):
         _write_bytes(fp16, to_fp16(onnx.load(str(fp32))).SerializeToString())
     return fp16
+
+
+def _parses(path: Path) -> bool:
+    """Whether a cached ONNX file exists and holds a graph: a damaged one (truncated, emptied) is
+    exported again instead of failing every run. Parsing costs milliseconds."""
+    import onnx
+
+    try:
+        return len(onnx.load(str(path)).graph.node) > 0
+    except Exception:  # a missing file, protobuf's DecodeError, ...
+        return False
 
 
 def to_fp16(model):
@@ -310,12 +321,19 @@ def engine_is_valid(engine: Path, expected: dict, prof: dict | None = None) -> t
     try:
         info = json.loads(side.read_text())
     except (OSError, ValueError):
+        info = None
+    if not isinstance(info, dict):
         return False, "its sidecar is unreadable"
     for key, value in expected.items():
         if info.get(key) != value:
             return False, f"it was built for {key} {info.get(key)!r}, not {value!r}"
-    if prof and not all(covers(info.get("profile", {}), (n, 3, h, w)) for n, h, w in (prof["min"], prof["max"])):
-        return False, f"its shape profile {info.get('profile')} does not cover {prof}"
+    if prof:
+        try:
+            ok = all(covers(info["profile"], (n, 3, h, w)) for n, h, w in (prof["min"], prof["max"]))
+        except (KeyError, TypeError, ValueError):  # a sidecar edited or damaged by hand
+            ok = False
+        if not ok:
+            return False, f"its shape profile {info.get('profile')} does not cover {prof}"
     if hashlib.sha256(engine.read_bytes()).hexdigest() != info.get("sha256"):
         return False, "its bytes do not match its checksum (corrupt or truncated)"
     return True, ""
