@@ -131,8 +131,12 @@ def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: st
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         known = {}
+    known = known if isinstance(known, dict) else {}  # a damaged or hand-edited file: measure again
     key = _cpu_key(meta)
     ms = known.get(key)
+    if not (isinstance(ms, dict) and set(ms) == {"torch", "onnxruntime"}
+            and all(isinstance(v, (int, float)) for v in ms.values())):
+        ms = None
     if ms and min(ms, key=ms.get) == "torch":
         say(f"backend auto: torch (faster on this CPU when measured: {_fmt(ms)})")
         return TorchBackend(net, device, precision)
@@ -147,15 +151,18 @@ def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: st
     candidates = {"torch": TorchBackend(net, device, precision), "onnxruntime": ort}
     ms = measure_cpu(candidates)
     known[key] = ms
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
     try:
-        tmp.write_text(json.dumps(known, indent=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        tmp = atomic_path(path)  # (creates the folder)
+        try:
+            tmp.write_text(json.dumps(known, indent=1))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        remembered = f"remembered in {path}"
+    except OSError as e:  # a read-only or full cache folder costs a measurement next time, not this run
+        remembered = f"not remembered: {e.strerror or e}"
     choice = min(ms, key=ms.get)
-    say(f"backend auto: {choice} (measured now on this CPU: {_fmt(ms)}; remembered in {path})")
+    say(f"backend auto: {choice} (measured now on this CPU: {_fmt(ms)}; {remembered})")
     return candidates[choice]
 
 
