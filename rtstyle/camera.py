@@ -424,7 +424,7 @@ def run(source: str = "0", style: str | None = None, backend: str = "auto", prec
     if out is not None:
         if out.suffix.lower() not in RECORD_FORMATS:
             raise RtstyleError(f"--record must end in {', '.join(RECORD_FORMATS)}, not {out.name!r}")
-        check_output([], out, overwrite)
+        check_output([] if is_live(source) else [Path(source)], out, overwrite)  # never record over a source file
     if window:
         check_display()
     options = Options(max_side=max_side)
