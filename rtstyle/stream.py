@@ -170,6 +170,10 @@ class _Stage(threading.Thread):
     def __init__(self, fn, out: queue.Queue, stop: threading.Event):
         super().__init__(daemon=True)
         self.fn, self.out, self.stop, self.error = fn, out, stop, None
+        # Set when ``fn`` has returned. (Once a Ctrl-C has interrupted ``join``, Python 3.11 may take
+        # the thread for finished while it still runs; a daemon thread still in torch's C++ code at
+        # exit aborts the process.)
+        self.finished = threading.Event()
 
     def run(self):
         try:
@@ -179,6 +183,7 @@ class _Stage(threading.Thread):
             self.stop.set()
         finally:
             _put(self.out, None, self.stop)
+            self.finished.set()
 
 
 def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event) -> None:
@@ -346,7 +351,8 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
     def on_sigint(signum, frame):
         """Ctrl-C stops the stages and lets this thread finish the frames in hand and finalise the
         file: a KeyboardInterrupt between encoding and muxing would lose packets. A second Ctrl-C
-        stops at once and leaves no file (unless the trailer is already being written: milliseconds)."""
+        stops at once (after the batch the net is running) and leaves no file, unless the file is
+        already being closed (milliseconds)."""
         if interrupted.is_set() and not closing.is_set():
             aborted.set()
             raise KeyboardInterrupt
@@ -362,6 +368,7 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
             # stream that does not start at 0 keeps its exact first timestamp.
             mux_options = {"movie_timescale": str(vstream.time_base.denominator)} if fmt in ("mp4", "mov") else {}
             out = av.open(str(tmp), "w", format=fmt, options=mux_options)
+            stages: list[_Stage] = []
             try:
                 ovs = _add_video_stream(out, vstream, first, codec, crf, height, width)
                 audio = _add_audio_streams(inp, out)
@@ -402,11 +409,14 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
                     out.mux(s.encode())
             finally:
                 closing.set()
+                if aborted.is_set():  # the stages stop within one batch: none may outlive the containers
+                    for stage in stages:
+                        if stage.ident is not None:
+                            stage.finished.wait()
                 out.close()
+                inp.close()
                 if aborted.is_set():
                     tmp.unlink(missing_ok=True)  # not finalised: no file rather than a broken one
-                else:  # (after a second Ctrl-C the stages may still be reading the input)
-                    inp.close()
             if interrupted.is_set():
                 if not done:
                     tmp.unlink()  # nothing worth keeping: leave no file
