@@ -35,6 +35,13 @@ demo: venv
 test: venv tensorrt-rtx
 	$(BIN)/python -m pytest -q
 
+# Robustness: FUZZ_CASES random bad inputs drawn from FUZZ_SEED (a failing case reruns with the same
+# values), with whole real clips cut at random offsets; CI runs a fixed set of cases in `make test`.
+FUZZ_CASES ?= 2000
+FUZZ_SEED ?= 1
+fuzz: venv
+	FUZZ_CASES=$(FUZZ_CASES) FUZZ_SEED=$(FUZZ_SEED) FUZZ_FULL_CLIPS=1 $(BIN)/python -m pytest -q -m fuzz tests/test_robustness.py
+
 bench: venv
 	$(BIN)/rtstyle bench
 

@@ -1,0 +1,121 @@
+"""What a correct run looks like: the input decoded independently of rtstyle (the reference), and the
+checks an output must pass against it. Used by tests/test_robustness.py."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from rtstyle.imageio import read_image
+
+
+@dataclass
+class Reference:
+    frames: int
+    times: list[Fraction] | None   # display timestamps in seconds, None where the input has none to keep
+    size: tuple[int, int]          # (width, height) of the first frame
+    rotation: int
+    audio: list[float]             # decodable seconds per audio track
+
+
+def reference(path: Path) -> Reference | None:
+    """Decode every video frame the way a player does (corrupt packets skipped); None if there is none."""
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                return None
+            v = c.streams.video[0]
+            v.thread_type = "AUTO"
+            frames, stamps, first = 0, [], None
+            for packet in c.demux(v):
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError:
+                    continue
+                for f in decoded:
+                    first = first or (f.width, f.height, f.rotation)
+                    frames += 1
+                    t = f.pts if f.pts is not None else f.dts
+                    stamps.append(None if t is None else t * v.time_base)
+            audio = [_audio_seconds(path, i) for i in range(len(c.streams.audio))]
+    except (av.error.FFmpegError, UnicodeDecodeError):
+        return None
+    if not frames:
+        return None
+    known = None not in stamps and len(set(stamps)) == len(stamps)
+    return Reference(frames, sorted(stamps) if known else None, first[:2], first[2], audio)
+
+
+def _audio_seconds(path: Path, index: int) -> float:
+    samples, rate = 0, 1
+    with av.open(str(path)) as c:
+        s = c.streams.audio[index]
+        rate = s.codec_context.sample_rate or 1
+        for packet in c.demux(s):
+            try:
+                samples += sum(f.samples for f in packet.decode())
+            except av.error.InvalidDataError:
+                pass
+    return samples / rate
+
+
+def decode_strictly(path: Path) -> dict:
+    """Every frame of an output file; any decoding error raises (an output must decode to the end)."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = list(c.decode(v))
+        info = {"frames": len(frames), "times": [f.pts * v.time_base for f in frames],
+                "size": (frames[0].width, frames[0].height) if frames else None,
+                "rotation": frames[0].rotation if frames else 0, "audio": []}
+        tracks = len(c.streams.audio)
+    for i in range(tracks):  # one pass per track: a pass reads the file to its end
+        with av.open(str(path)) as c:
+            s = c.streams.audio[i]
+            info["audio"].append(sum(f.samples for f in c.decode(s)) / s.codec_context.sample_rate)
+    return info
+
+
+def check_video(ref: Reference, out: Path, scale: int = 1, side_by_side: bool = False, exact: bool = True) -> dict:
+    """The output holds every frame of the reference at its timestamp, the rotation, the audio tracks.
+
+    ``exact``: the input is clean, so the audio lengths must match too (a damaged input's audio may
+    lose packets the reference decoder still reads)."""
+    got = decode_strictly(out)
+    assert got["frames"] == ref.frames, f"{got['frames']} frames written, the input has {ref.frames}"
+    times = got["times"]
+    assert all(a < b for a, b in zip(times, times[1:])), "timestamps not strictly increasing"
+    if ref.times is not None:
+        tol = Fraction(1, 1000) if out.suffix in (".mkv", ".webm") else Fraction(0)
+        bad = [(a, b) for a, b in zip(times, ref.times) if abs(a - b) > tol]
+        assert not bad, f"timestamps differ from the input's: {[(float(a), float(b)) for a, b in bad[:3]]}"
+    w, h = ref.size
+    ow, oh = w * scale * (2 if side_by_side else 1), h * scale
+    assert got["size"] == (ow + ow % 2, oh + oh % 2), (got["size"], (ow, oh))
+    assert got["rotation"] == ref.rotation
+    # A damaged input's track with no decodable packet left may be dropped.
+    tracks = (len(ref.audio),) if exact else (len(ref.audio), len([a for a in ref.audio if a > 0]))
+    assert len(got["audio"]) in tracks, f"{len(got['audio'])} audio tracks, the input has {len(ref.audio)}"
+    if exact:
+        for a, b in zip(ref.audio, got["audio"]):
+            assert abs(a - b) <= 0.05 + 0.02 * a, f"audio {b:.3f} s, the input has {a:.3f} s"
+    return got
+
+
+def check_image(src: Path, out: Path, scale: int = 1, side_by_side: bool = False) -> None:
+    h, w, _ = read_image(src).shape
+    got = read_image(out).shape
+    assert got == (h * scale, w * scale * (2 if side_by_side else 1), 3), (got, (h, w))
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` (symlinks by their target's content)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files rtstyle may have left (atomic writes use ``.NAME.*.part``)."""
+    return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".part") or ".part" in p.name)

@@ -1,0 +1,541 @@
+"""Robustness: whatever the input, rtstyle writes a correct output or stops with one clean error line
+(exit code 2), never a traceback, never a partial or temporary file, never a modified input.
+
+The inputs come from tests/fuzz/generators.py (seeded): broken and disguised files, truncated and
+corrupted real clips, odd geometries and pixel formats, odd stream layouts, broken model and cache
+files. Most cases run in-process through ``rtstyle.cli.main``; a subprocess only where the process
+itself is the subject (SIGINT, RLIMIT_FSIZE for a full disk, RLIMIT_AS for memory).
+
+CI runs a fixed set; ``make fuzz`` adds FUZZ_CASES random cases drawn from FUZZ_SEED. The count of
+cases and how they ended is printed at the end of the run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_model
+from fuzz import generators as G
+from fuzz import oracle as O
+from rtstyle import export as E
+from rtstyle.checkpoint import save_training_state
+from rtstyle.cli import main
+from rtstyle.imageio import read_image
+from rtstyle.nets import build_net
+from rtstyle.synth import make_clip
+
+FAST = ["--backend", "torch", "--device", "cpu"]
+CI_CASES = 150  # seeded random cases in CI, on top of one case per generator and the explicit ones
+TALLY: Counter = Counter()
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def setup(tmp_path_factory, request):
+    """One torch thread (the pipeline's decode and encode threads share 2 loaded cores with the net;
+    OpenMP spin-waiting makes every frame 10x slower there); excerpts of the real clips made once;
+    at the end, the count of cases and how they ended."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUZZ_CACHE", str(tmp_path_factory.mktemp("excerpts")))
+        mp.setenv(E.ENGINE_DIR_ENV, str(tmp_path_factory.mktemp("engines")))
+        yield
+    torch.set_num_threads(before)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if TALLY and reporter and capture:
+        with capture.global_and_fixture_disabled():  # (output of a fixture's teardown is captured otherwise)
+            reporter.write(f"\nrobustness: {TALLY['output'] + TALLY['error']} cases passed: {TALLY['output']} valid "
+                           f"outputs, {TALLY['error']} clean errors (no traceback, leftover or modified input)\n")
+
+
+@pytest.fixture(scope="module")
+def models(tiny_style, tiny_sr) -> dict:
+    return {"style": str(tiny_style), "sr": str(tiny_sr)}
+
+
+# ---------------------------------------------------------------- the contract
+
+BAR = re.compile(r"\d+%\||\d(frame|image|it)s? \[|(frame|image|it)/s\]|s/(frame|image|it)\]")
+
+
+def stderr_lines(err: str) -> list[str]:
+    """What stderr says once progress bars are set aside (a terminal shows the text after the last \\r)."""
+    lines = [line.split("\r")[-1].strip() for line in err.split("\n")]
+    return [line for line in lines if line and not BAR.search(line)]
+
+
+def clean_error(code: int, err: str, context: str = "") -> str:
+    """Exit code 2 and exactly one line on stderr (progress bars aside), the error; returns it."""
+    lines = stderr_lines(err)
+    assert "Traceback" not in err and "internal error" not in err, f"{err[-3000:]}\n{context}"
+    assert code == 2, f"exit code {code}: {err[-2000:]}\n{context}"
+    assert len(lines) == 1 and lines[0].startswith("rtstyle: error: "), f"not one error line: {lines}\n{context}"
+    TALLY["error"] += 1
+    return lines[0]
+
+
+def cli(capfd, *args) -> tuple[int, str]:
+    """Run ``rtstyle ARGS`` in this process; (exit code, everything written to fd 2, FFmpeg's included)."""
+    capfd.readouterr()
+    code = main([str(a) for a in args])
+    return code, capfd.readouterr().err
+
+
+def listing(*folders: Path) -> set[str]:
+    return {str(p) for f in folders for p in f.rglob("*")}
+
+
+def unchanged(before: dict, folder: Path) -> bool:
+    after = O.digest(folder)
+    return {k: after.get(k) for k in before} == before
+
+
+def refused(c: G.Case) -> bool:
+    """Commands refused whatever the input: AVI output (it cannot keep the timestamps)."""
+    return bool(c.output) and c.output.endswith(".avi")
+
+
+def run_case(c: G.Case, root: Path, models: dict, capfd) -> str:
+    """Run one fuzz case and check the contract; returns "output" or "error"."""
+    inp, out_dir = root / "in", root / "out"
+    inp.mkdir()
+    out_dir.mkdir()
+    sample = G.generate(c, inp)
+    before, hashes = listing(inp, out_dir), O.digest(inp)
+    dst = out_dir / c.output if c.output else None
+    model = ["--model", models["sr"]] if c.command == "upscale" else ["--style", models["style"]]
+    args = [c.command, sample.path, *(["-o", dst] if dst else []), *model, *FAST, *c.options]
+    code, err = cli(capfd, *args)
+    context = f"{c} ({sample.note})\n`rtstyle {' '.join(map(str, args))}`\nstderr: {err[-3000:]}"
+    assert unchanged(hashes, inp), f"input modified: {context}"
+    assert not O.leftovers(root), f"temporary files left: {O.leftovers(root)}; {context}"
+    new = listing(inp, out_dir) - before
+    if code != 0:
+        clean_error(code, err, context)
+        assert not new, f"output left after an error: {new}; {context}"
+        assert sample.expect != "output" or refused(c), f"refused a valid input: {context}"
+        return "error"
+    assert "Traceback" not in err and "rtstyle: error" not in err and "internal error" not in err, context
+    assert sample.expect != "error" and not refused(c), f"processed an input that must be refused: {context}"
+    assert len(new) == 1, f"expected one output, got {new}; {context}"
+    written = Path(new.pop())
+    scale, sbs = (4 if c.command == "upscale" else 1), "--side-by-side" in c.options
+    try:
+        if written.suffix in (".png", ".jpg", ".webp", ".bmp", ".tif"):
+            O.check_image(sample.path, written, scale, sbs)
+        else:
+            ref = O.reference(sample.path)
+            assert ref is not None, "a video was written from an input the reference decoder finds no frame in"
+            O.check_video(ref, written, scale, sbs, exact=sample.expect == "output")
+    except Exception as e:
+        raise AssertionError(f"bad output {written.name}: {e}\n{context}") from None
+    TALLY["output"] += 1
+    return "output"
+
+
+def skip_without_clips(c: G.Case) -> None:
+    if "real" in c.generator and G.shared_video() is None:
+        pytest.skip("real clips not found: set RTSTYLE_SHARED")
+
+
+# ---------------------------------------------------------------- every generator, then seeded random cases
+
+EVERY = [G.Case(0, name, "stylize" if name in G.IMAGE else "video", "out.png" if name in G.IMAGE else "out.mp4", [])
+         for name in sorted(G.VIDEO) + sorted(G.IMAGE)]
+
+
+@pytest.mark.parametrize("c", EVERY, ids=lambda c: c.generator)
+def test_every_generator(c, tmp_path, models, capfd):
+    skip_without_clips(c)
+    run_case(c, tmp_path, models, capfd)
+
+
+@pytest.mark.parametrize("seed", range(CI_CASES))
+def test_random_case(seed, tmp_path, models, capfd):
+    c = G.case(seed)
+    skip_without_clips(c)
+    run_case(c, tmp_path, models, capfd)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("index", range(int(os.environ.get("FUZZ_CASES", "0"))))
+def test_fuzz(index, tmp_path, models, capfd):
+    """`make fuzz`: FUZZ_CASES more random cases from FUZZ_SEED (reproduce one with its printed seed)."""
+    c = G.case(int(os.environ.get("FUZZ_SEED", "1")) * 1_000_003 + index)
+    skip_without_clips(c)
+    run_case(c, tmp_path, models, capfd)
+
+
+def test_exif_orientation_is_applied(tmp_path, models, capfd):
+    """A phone photo stored landscape with "rotate 90" in its EXIF is styled as it is shown: portrait."""
+    src = G.write_image(tmp_path / "phone.jpg", (24, 12), exif_orientation=6)
+    code, err = cli(capfd, "stylize", src, "-o", tmp_path / "out.png", "--style", models["style"], *FAST)
+    assert code == 0, err
+    assert read_image(tmp_path / "out.png").shape == (24, 12, 3)
+    TALLY["output"] += 1
+
+
+# ---------------------------------------------------------------- never over the input, never over a file unasked
+
+COMMANDS = {  # name: (input kind, command and model option, output suffix, default output name)
+    "video": ("video", ["video", "--style", "style"], ".mp4", "in.tiny.mp4"),
+    "upscale-video": ("video", ["upscale", "--model", "sr"], ".mp4", "in.tiny_sr.mp4"),
+    "upscale-image": ("image", ["upscale", "--model", "sr"], ".png", "in.tiny_sr.png"),
+    "stylize": ("image", ["stylize", "--style", "style"], ".png", "in.tiny.png"),
+}
+SITUATIONS = ["same-path", "same-path+overwrite", "symlink", "symlink+overwrite", "hardlink", "hardlink+overwrite",
+              "input-is-symlink", "exists", "exists+overwrite", "default-exists", "output-is-folder",
+              "output-folder-is-input-folder", "missing-folder"]
+
+
+@pytest.mark.parametrize("situation", SITUATIONS)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_output_safety(command, situation, tmp_path, models, capfd):
+    kind, (cmd, opt, model), suffix, default = COMMANDS[command]
+    inp = tmp_path / "in"
+    inp.mkdir()
+    src = make_clip(inp / "in.mp4", frames=3, size=(24, 16)) if kind == "video" else G.write_image(inp / "in.png", (20, 12))
+    out = tmp_path / f"out{suffix}"
+    extra = ["--overwrite"] if situation.endswith("+overwrite") else []
+    expect, message = "error", "is the input file"
+    target = src  # what -o names
+    if situation.startswith("symlink"):
+        target = tmp_path / f"link{suffix}"
+        target.symlink_to(src)
+    elif situation.startswith("hardlink"):
+        target = tmp_path / f"hard{suffix}"
+        os.link(src, target)
+    elif situation == "input-is-symlink":
+        (tmp_path / f"alias{src.suffix}").symlink_to(src)
+        src = tmp_path / f"alias{src.suffix}"
+        target = inp / src.resolve().name
+    elif situation.startswith("exists"):
+        target = out
+        out.write_bytes(b"precious")
+        expect, message = ("output", "") if extra else ("error", "exists; pass --overwrite")
+    elif situation == "default-exists":
+        target = None
+        (inp / default).write_bytes(b"precious")
+        message = "exists; pass --overwrite"
+    elif situation == "output-is-folder":
+        target = tmp_path / "folder"
+        target.mkdir()
+        expect, message = ("output", "") if kind == "image" else ("error", "is a directory")  # images go into it
+    elif situation == "output-folder-is-input-folder":
+        target = inp
+        message = "is the input file" if kind == "image" else "is a directory"
+    elif situation == "missing-folder":
+        target = tmp_path / "nowhere" / f"out{suffix}"
+        expect, message = ("output", "") if kind == "image" else ("error", "does not exist")  # images: folders made
+    before, hashes = listing(tmp_path), O.digest(tmp_path)
+    code, err = cli(capfd, cmd, src, *(["-o", target] if target else []), opt, models[model], *FAST, *extra)
+    after = O.digest(tmp_path)
+    assert not O.leftovers(tmp_path), O.leftovers(tmp_path)
+    if expect == "error":
+        assert message in clean_error(code, err, f"{command} {situation}")
+        assert after == hashes and listing(tmp_path) == before  # nothing written, nothing touched
+        return
+    assert code == 0, err
+    written = out if situation.startswith("exists") else (target / src.name if situation == "output-is-folder" else target)
+    assert {k: after[k] for k in hashes if k != written.relative_to(tmp_path).as_posix()} == \
+        {k: v for k, v in hashes.items() if k != written.relative_to(tmp_path).as_posix()}
+    scale = 4 if cmd == "upscale" else 1
+    if kind == "image":
+        O.check_image(src, written, scale)
+    else:
+        O.check_video(O.reference(src), written, scale)
+    TALLY["output"] += 1
+
+
+# ---------------------------------------------------------------- full disk, Ctrl-C, memory (subprocesses)
+
+def limited(**limits):
+    """preexec_fn setting resource limits in the child (RLIMIT_FSIZE: a full disk; RLIMIT_AS: memory)."""
+    def apply():
+        for name, value in limits.items():
+            resource.setrlimit(getattr(resource, name), (value, value))
+    return apply
+
+
+def rtstyle(*args, limits: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rtstyle", *map(str, args)], capture_output=True, text=True, env=ENV,
+                          timeout=timeout, preexec_fn=limited(**limits) if limits else None)
+
+
+@pytest.mark.parametrize("command, output", [("video", "out.mp4"), ("video", "out.mkv"), ("stylize", "out.png"),
+                                             ("upscale", "out.png"), ("video", "taken.mp4")])
+def test_full_disk_leaves_no_partial_file(command, output, tmp_path, models):
+    """A write beyond RLIMIT_FSIZE fails with EFBIG, as on a full disk: one clear line, no partial
+    file, no temporary file, and an existing output replaced with --overwrite is kept intact."""
+    src = (make_clip(tmp_path / "in.mp4", frames=12, size=(96, 64)) if command == "video"
+           else G.write_image(tmp_path / "in.png", (64, 48)))
+    model = ["--model", models["sr"]] if command == "upscale" else ["--style", models["style"]]
+    extra = []
+    if output == "taken.mp4":
+        (tmp_path / output).write_bytes(b"precious")
+        extra = ["--overwrite"]
+    before, hashes = listing(tmp_path), O.digest(tmp_path)
+    run = rtstyle(command, src, "-o", tmp_path / output, *model, *FAST, *extra,
+                  limits={"RLIMIT_FSIZE": max(4096, src.stat().st_size // 4)})
+    assert "no space left" in clean_error(run.returncode, run.stderr)
+    assert listing(tmp_path) == before and O.digest(tmp_path) == hashes
+
+
+def wait_for_frames(folder: Path, proc: subprocess.Popen, size: int = 20_000) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        parts = list(folder.glob(".out.*.part"))
+        if parts and parts[0].stat().st_size > size:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no frames being written: {proc.communicate(timeout=30)[1][-2000:]}")
+
+
+def test_sigint_leaves_a_playable_file(tmp_path, models):
+    src = make_clip(tmp_path / "long.mkv", frames=300, size=(160, 120))
+    dst = tmp_path / "out.mkv"
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "video", src, "-o", dst, "--style", models["style"], *FAST],
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        wait_for_frames(tmp_path, proc)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    got = O.decode_strictly(dst)  # decodes to the end
+    assert 0 < got["frames"] < 300 and f"holds the first {got['frames']} frames" in err
+    ref = O.reference(src)
+    assert got["times"] == pytest.approx(ref.times[:got["frames"]], abs=1e-3)
+    assert len(got["audio"]) == 1 and not O.leftovers(tmp_path)
+    TALLY["output"] += 1
+
+
+def test_second_sigint_stops_at_once(tmp_path, models):
+    """Ctrl-C twice: the second one does not wait for the frames in hand to be finished and encoded;
+    the process ends at once and leaves no file rather than an unfinalised one."""
+    src = make_clip(tmp_path / "long.mp4", frames=300, size=(480, 360), audio=False)
+    dst = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "video", src, "-o", dst, "--style", models["style"],
+                             "--batch", "4", *FAST], stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        wait_for_frames(tmp_path, proc, size=1000)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        err = proc.communicate(timeout=60)[1]
+        seconds = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert not O.leftovers(tmp_path)
+    if "interrupted twice" in err:
+        assert not dst.exists() and seconds < 10, (seconds, err)
+    else:  # the second signal came after the file was finalised: it must then be complete
+        assert O.decode_strictly(dst)["frames"] > 0
+    TALLY["error" if "interrupted twice" in err else "output"] += 1
+
+
+@pytest.mark.parametrize("command, extra, outcome", [
+    ("upscale", [], "--tile"),             # x4 of 1000x750 at once does not fit: the error names --tile
+    ("upscale", ["--tile", "96"], None),   # in tiles it does
+    ("video", [], "--max-side"),           # a 4K clip through a style net at full size: names --max-side
+])
+def test_beyond_memory_tiles_or_names_the_option(command, extra, outcome, tmp_path, models):
+    """Frames too large for the memory (RLIMIT_AS: 2 GiB of address space) give a clear error naming
+    the option that bounds memory, or an output when that option is used."""
+    if command == "video":
+        src = G.write_clip(tmp_path / "uhd.mp4", frames=2, size=(3840, 2160))
+        model = ["--style", models["style"]]
+    else:
+        src = G.write_image(tmp_path / "big.png", (1000, 750))
+        model = ["--model", models["sr"]]
+    dst = tmp_path / f"out{src.suffix}"
+    run = rtstyle(command, src, "-o", dst, *model, *FAST, *extra, limits={"RLIMIT_AS": 2 << 30}, timeout=300)
+    assert not O.leftovers(tmp_path)
+    if outcome:
+        line = clean_error(run.returncode, run.stderr)
+        assert "out of memory" in line and outcome in line and not dst.exists()
+    else:
+        assert run.returncode == 0, run.stderr
+        O.check_image(src, dst, 4)
+        TALLY["output"] += 1
+
+
+# ---------------------------------------------------------------- model files
+
+def test_malicious_pickle_runs_no_code(tmp_path, models, capfd):
+    """Crafted pickles under every checkpoint name are refused by every command, and nothing runs;
+    the same files do run their code when unpickled (so the test would catch a regression)."""
+    marker = tmp_path / "PWNED"
+    files = G.malicious_checkpoints(tmp_path, marker)
+    clip = make_clip(tmp_path / "in.mp4", frames=2, size=(16, 16), audio=False)
+    image = G.write_image(tmp_path / "in.png", (16, 16))
+    for path in files:
+        for args in (["stylize", image, "--style", path], ["video", clip, "--style", path],
+                     ["upscale", image, "--model", path], ["cam", "--source", clip, "--style", path, "--no-window"]):
+            code, err = cli(capfd, *args, "--backend", "torch")
+            clean_error(code, err, f"{path.name}: {args[0]}")
+            assert not marker.exists(), f"{path.name} ran code through `rtstyle {args[0]}`"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", "in.png", *(p.name for p in files)])
+    import pickle
+    pickle.loads((tmp_path / "evil.pth").read_bytes())
+    assert marker.exists()  # the payload is real
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_damaged_model_file(seed, tmp_path, capfd):
+    """A truncated, overwritten, emptied or lying model file (safetensors or a training state): a clean
+    error, or (when only weight bytes were hit) a complete output."""
+    rng = np.random.default_rng(seed)
+    kind = "sr" if seed % 3 == 0 else "style"
+    arch = ({"kind": "sr", "scale": 4, "norm": "batch", "upsample": "deconv", "width": 0.25} if kind == "sr" else
+            {"kind": "style", "norm": "instance", "upsample": "resize", "width": 0.25})
+    src = make_model(tmp_path / "m.safetensors", arch)
+    if seed % 5 == 4:  # a `--resume` training state is also loadable as a model
+        net = build_net(arch)
+        src = save_training_state(tmp_path / "m.pt", {"model": net.state_dict(), "meta": {"arch": arch}, "step": 3})
+    model = G.damaged_model(src, tmp_path, rng)
+    image = G.write_image(tmp_path / "in.png", (16, 12))
+    out = tmp_path / "out.png"
+    code, err = cli(capfd, "upscale" if kind == "sr" else "stylize", image, "-o", out,
+                    "--model" if kind == "sr" else "--style", model, *FAST)
+    assert not O.leftovers(tmp_path)
+    if code:
+        clean_error(code, err, model.name)
+        assert not out.exists()
+    else:
+        O.check_image(image, out, 4 if kind == "sr" else 1)
+        TALLY["output"] += 1
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"arch": {"kind": "gan"}}, "does not match"),
+    ({"name": "no arch"}, "does not match"),
+    ({"arch": {"kind": "style", "width": 0.5}}, "does not match"),           # weights of a width-0.25 net
+    ({"arch": {"kind": "sr", "scale": 4}}, "does not match"),
+    ({"arch": "style"}, "does not match"),
+    ([1, 2, 3], "does not match"),
+    (None, "not a style model"),                                              # an SR model given as --style
+])
+def test_model_metadata_that_lies(meta, message, tmp_path, models, capfd):
+    from safetensors.torch import save_file
+
+    net = build_net({"kind": "style", "norm": "instance", "upsample": "resize", "width": 0.25})
+    path = tmp_path / "liar.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata={"rtstyle": json.dumps(meta)})
+    if meta is None:
+        path = models["sr"]
+    image = G.write_image(tmp_path / "in.png", (16, 12))
+    code, err = cli(capfd, "stylize", image, "-o", tmp_path / "out.png", "--style", path, *FAST)
+    assert message in clean_error(code, err, str(meta))
+    assert not (tmp_path / "out.png").exists()
+
+
+# ---------------------------------------------------------------- engine and backend caches
+
+def sidecars(rng: np.random.Generator, good: dict) -> list:
+    """Damaged engine sidecars: not JSON, not an object, fields missing or of the wrong type."""
+    bad_profiles = ["x", None, [], {"min": [1, 32, 32]}, {"min": "a", "max": "b"}, {"min": [1], "max": [None]}]
+    return ["", "{", "null", "[]", "42", "\"engine\"", b"\xff\xfe\x00garbage",
+            *({**good, "profile": p} for p in bad_profiles),
+            {k: v for k, v in good.items() if k != "sha256"}, {**good, "sha256": 7},
+            {**good, "tensorrt": "0.0.1"}, {**good, "gpu": "another-gpu"},
+            json.dumps(good)[:int(rng.integers(1, len(json.dumps(good))))]]
+
+
+def test_damaged_engine_sidecars_mean_rebuild(tmp_path):
+    """The engine cache's validity check never raises: every damaged, foreign (other GPU, other
+    TensorRT version) or truncated entry is reported stale, which makes ensure_engine rebuild it."""
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"serialized engine bytes")
+    import hashlib
+
+    expected = {"model_hash": "abc", "precision": "fp16", "gpu": "h100", "tensorrt": "10.13"}
+    prof = {"min": [1, 32, 32], "opt": [1, 64, 64], "max": [2, 128, 128]}
+    good = {**expected, "profile": prof, "sha256": hashlib.sha256(engine.read_bytes()).hexdigest()}
+    engine.with_suffix(".json").write_text(json.dumps(good))
+    assert E.engine_is_valid(engine, expected, prof) == (True, "")
+    cases = sidecars(np.random.default_rng(0), good)
+    for side in cases:
+        engine.with_suffix(".json").write_bytes(side if isinstance(side, bytes) else
+                                                (side if isinstance(side, str) else json.dumps(side)).encode())
+        ok, why = E.engine_is_valid(engine, expected, prof)
+        assert not ok and why, side
+    engine.with_suffix(".json").write_text(json.dumps(good))
+    for data in (b"", b"serialized engine", b"serialized engine bytes!"):  # truncated, extended
+        engine.write_bytes(data)
+        assert E.engine_is_valid(engine, expected, prof) == (False, "its bytes do not match its checksum (corrupt or truncated)")
+    TALLY["error"] += len(cases) + 3
+
+
+@pytest.mark.skipif(E.import_tensorrt() is None, reason="no TensorRT or TensorRT-RTX module (make tensorrt-rtx installs one)")
+def test_corrupt_engine_with_garbage_sidecar_is_rebuilt(tiny_style, capfd):
+    """With TensorRT-RTX (builds on the CPU): a truncated engine whose sidecar is garbage is rebuilt."""
+    from rtstyle.checkpoint import load_model
+
+    net, meta = load_model(tiny_style)
+    meta.setdefault("name", "tiny")
+    prof = E.profile(meta, {"opt": "64x64", "max": "64x64"}, 1)
+    path = E.ensure_engine(net, meta, "fp16", prof)
+    path.write_bytes(path.read_bytes()[:1000])
+    path.with_suffix(".json").write_text("[not, json")
+    capfd.readouterr()
+    assert E.ensure_engine(net, meta, "fp16", prof) == path
+    assert "sidecar is unreadable" in capfd.readouterr().err
+    assert E.engine_is_valid(path, {"precision": "fp16"}, prof)[0]
+    TALLY["output"] += 1
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "null", "{", "\x00\xff", '{"key": {"torch": "fast"}}', "ALL:str",
+                                     "ALL:list", "ALL:partial"])
+def test_damaged_backend_choice_file_means_measure_again(content, tmp_path, models, capfd):
+    """--backend auto remembers which CPU backend was faster in cpu-backend.json (in the engine
+    folder, shared by this module's tests so that the model is exported to ONNX once); a damaged
+    file means measuring again, not a crash on every run."""
+    from rtstyle.backends import CPU_CHOICE_FILE
+
+    image = G.write_image(tmp_path / "in.png", (16, 12))
+    choice = E.engine_dir() / CPU_CHOICE_FILE
+    if content.startswith("ALL:"):  # every remembered entry damaged the same way
+        assert cli(capfd, "stylize", image, "-o", tmp_path / "first.png", "--style", models["style"])[0] == 0
+        known = json.loads(choice.read_text())
+        bad = {"ALL:str": "fast", "ALL:list": [1, 2], "ALL:partial": {"torch": 1.0}}[content]
+        choice.write_text(json.dumps({k: bad for k in known}))
+    else:
+        choice.parent.mkdir(parents=True, exist_ok=True)
+        choice.write_text(content)
+    code, err = cli(capfd, "stylize", image, "-o", tmp_path / "out.png", "--style", models["style"])
+    assert code == 0 and "measured now" in err, err
+    O.check_image(image, tmp_path / "out.png")
+    TALLY["output"] += 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "zeroed"])
+def test_damaged_cached_onnx_is_exported_again(damage, tmp_path, models, capfd):
+    image = G.write_image(tmp_path / "in.png", (16, 12))
+    args = ["stylize", image, "--style", models["style"], "--backend", "onnxruntime"]
+    assert cli(capfd, *args, "-o", tmp_path / "first.png")[0] == 0
+    onnx_file = next(E.engine_dir().glob("tiny-*-fp32.onnx"))
+    data = onnx_file.read_bytes()
+    onnx_file.write_bytes({"truncated": data[:len(data) // 3], "empty": b"",
+                           "zeroed": data[:64] + bytes(len(data) // 2) + data[64 + len(data) // 2:]}[damage])
+    code, err = cli(capfd, *args, "-o", tmp_path / "out.png")
+    assert code == 0 and "exporting" in err, err
+    O.check_image(image, tmp_path / "out.png")
+    TALLY["output"] += 1
