@@ -65,7 +65,7 @@ class Settings:
     backends: list[str]          # backend rows; every name in rtstyle.backends.BACKENDS but "auto" by default
     opt_in: list[str]            # backends listed but not run unless named in --backend (see ``defaults``)
     resolutions: list[tuple[int, int]]
-    frames: int                  # clip frames per resolution for the pipeline section
+    frames: int                  # clip frames at 1920x1080 for the pipeline section (see ``frames_at``)
     clip: str | None             # None: $RTSTYLE_SHARED/data/video/chaplin.mp4
     device: str
     quick: bool = False
@@ -279,6 +279,13 @@ def default_clip() -> Path | None:
     return Path(root) / "data" / "video" / "chaplin.mp4" if root else None
 
 
+def frames_at(width: int, height: int, frames: int) -> int:
+    """Clip frames to use at ``width`` x ``height``: ``frames`` at 1920x1080, proportionally more (up to
+    3x) at smaller sizes, so that each resolution runs for a similar time and cheap ones are not a few
+    seconds at the mercy of other processes' load."""
+    return min(3 * frames, max(frames, round(frames * 1920 * 1080 / (width * height))))
+
+
 def time_pipeline(net: nn.Module, meta: dict, clip: Path, resolutions: list[tuple[int, int]], frames: int,
                   device: torch.device, tick=lambda desc: None) -> list[dict]:
     """End-to-end fps of rtstyle's pipeline and of the naive loop on ``clip`` at each resolution.
@@ -298,7 +305,7 @@ def time_pipeline(net: nn.Module, meta: dict, clip: Path, resolutions: list[tupl
     with tempfile.TemporaryDirectory(prefix="rtstyle-bench-") as tmp:
         for w, h in resolutions:
             src = Path(tmp) / f"clip_{w}x{h}.mp4"
-            n = scaled_clip(clip, src, w, h, frames)
+            n = scaled_clip(clip, src, w, h, frames_at(w, h, frames))
             tick(f"pipeline {w}x{h} naive")
             naive_frame(naive_net, np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8), device)
             t0 = clock()
@@ -515,7 +522,8 @@ def _notes(results: dict) -> list[str]:
     if "skipped" in p:
         notes.append(f"Pipeline: skipped ({p['skipped']}).")
     else:
-        notes.append(f"Pipeline: {Path(p['clip']).name}, first {p['frames']} frames scaled to each resolution; "
+        notes.append(f"Pipeline: {Path(p['clip']).name}, its first frames scaled to each resolution ({p['frames']} at "
+                     f"1920x1080, up to {3 * p['frames']} at smaller sizes); "
                      "naive = decode, eager fp32 torch, encode, one frame at a time; both libx264 veryfast crf 18, "
                      "same net and weights.")
     return notes

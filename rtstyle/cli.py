@@ -144,7 +144,7 @@ def bench(
     full: bool = typer.Option(False, help="Run every Gatys iteration instead of projecting (hours on a CPU)."),
     quick: bool = typer.Option(False, help="Small sizes and few frames: under a minute on 2 CPU cores."),
     resolutions: Optional[str] = typer.Option(None, help="Pipeline resolutions, e.g. 640x360,1280x720 ('none' skips the section)."),
-    frames: Optional[int] = typer.Option(None, help="Clip frames per pipeline resolution [default: 3 on CPU, 60 on CUDA]."),
+    frames: Optional[int] = typer.Option(None, help="Pipeline clip frames at 1920x1080; smaller resolutions get proportionally more, up to 3x [default: 3 on CPU, 60 on CUDA]."),
     clip: Optional[str] = typer.Option(None, help="Video for the pipeline section [default: $RTSTYLE_SHARED/data/video/chaplin.mp4]."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
     json_path: Optional[str] = typer.Option(None, "--json", help="Results JSON (Markdown beside it) [default: benchmarks/results/bench-DEVICE.json]."),

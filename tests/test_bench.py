@@ -70,8 +70,8 @@ def test_pipeline_rows_compare_rtstyle_with_the_naive_loop(quick):
     if "skipped" in pipeline:
         pytest.skip(f"pipeline section skipped: {pipeline['skipped']}")
     assert [r["resolution"] for r in pipeline["rows"]] == ["160x96", "320x180"]
+    assert [r["frames"] for r in pipeline["rows"]] == [6, 6]  # 2 at 1080p, at most 3x that when smaller
     for r in pipeline["rows"]:
-        assert r["frames"] == 2
         assert r["naive_fps"] == pytest.approx(r["frames"] / r["naive_seconds"])
         assert r["rtstyle_fps"] == pytest.approx(r["frames"] / r["rtstyle_seconds"])
         assert r["ratio"] == pytest.approx(r["rtstyle_fps"] / r["naive_fps"])
@@ -99,6 +99,11 @@ class Identity:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         return x
+
+
+def test_smaller_resolutions_get_more_frames():
+    assert [bench.frames_at(w, h, 3) for w, h in bench.RESOLUTIONS] == [9, 7, 3]
+    assert bench.frames_at(3840, 2160, 3) == 3
 
 
 def test_projection_and_median_use_the_clock(monkeypatch):
