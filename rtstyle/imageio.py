@@ -1,8 +1,11 @@
 """Reading and writing still images, and converting them to and from tensors."""
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -11,6 +14,21 @@ import torch
 from rtstyle.errors import RtstyleError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 muted: libjpeg and libpng print their own complaints about a damaged file
+    there ("Corrupt JPEG data", "libpng error"), beside the one line rtstyle reports."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -22,7 +40,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a damaged file is our one-line error, not its warnings
     # Always 3 channels (gray expanded, alpha dropped), turned by the EXIF orientation as viewers show it.
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    with _quiet_stderr():
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if img is None:
         raise RtstyleError(f"{path} is not a readable image")
     if img.dtype == np.uint16:
@@ -41,7 +60,8 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     ext = path.suffix.lower() or ".png"
     ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise RtstyleError(f"cannot encode an image as {ext}")
+        raise RtstyleError(f"cannot encode a {rgb.shape[1]}x{rgb.shape[0]} image as {ext}"
+                           + (" (WebP holds at most 16383x16383)" if ext == ".webp" and max(rgb.shape[:2]) > 16383 else ""))
     with atomic_output(path) as tmp:
         tmp.write_bytes(buf.tobytes())
     return path
