@@ -176,8 +176,10 @@ def test_random_case(seed, tmp_path, models, capfd):
 @pytest.mark.fuzz
 @pytest.mark.parametrize("index", range(int(os.environ.get("FUZZ_CASES", "0"))))
 def test_fuzz(index, tmp_path, models, capfd):
-    """`make fuzz`: FUZZ_CASES more random cases from FUZZ_SEED (reproduce one with its printed seed)."""
-    c = G.case(int(os.environ.get("FUZZ_SEED", "1")) * 1_000_003 + index)
+    """`make fuzz`: FUZZ_CASES more random cases from FUZZ_SEED, from the generators named in
+    FUZZ_GENERATORS (comma-separated; default all). A failing case prints its seed: ``G.case(seed)``."""
+    names = [n for n in os.environ.get("FUZZ_GENERATORS", "").split(",") if n] or None
+    c = G.case(int(os.environ.get("FUZZ_SEED", "1")) * 1_000_003 + index, names)
     skip_without_clips(c)
     run_case(c, tmp_path, models, capfd)
 
