@@ -35,6 +35,7 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", "
 # Audio codecs the MP4/MOV muxers take without "experimental" flags; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"}
 MOV_AUDIO = MP4_AUDIO - {"flac", "opus"}  # FFmpeg writes these only in MP4
+RGB_MATRIX, BT601 = 0, 6  # AVColorSpace: AVCOL_SPC_RGB, AVCOL_SPC_SMPTE170M
 QUEUE_FRAMES = 8  # frames buffered between stages: enough to absorb jitter, little memory
 REORDER = 8       # decode-order timestamps (AVI) are sorted over this many frames
 
@@ -279,6 +280,13 @@ def _infer(backend: Backend, meta: dict, options: Options, batch: int, q_in: que
         flush()
 
 
+def yuv_matrix(first: av.VideoFrame) -> int:
+    """The YUV matrix (AVColorSpace) of the output: the source's, or BT.601 (what FFmpeg converts
+    with by default) for a source coded in RGB (PNG, QuickTime RLE...): tagging YUV as RGB would make
+    players show wrong colours, and VP9 refuses it."""
+    return BT601 if first.colorspace == RGB_MATRIX else first.colorspace
+
+
 def _add_video_stream(out, vstream, first: av.VideoFrame, codec: str, crf: int | None, height: int, width: int):
     if codec not in av.codecs_available:
         raise RtstyleError(f"video encoder {codec!r} is not available in this PyAV build")
@@ -290,7 +298,7 @@ def _add_video_stream(out, vstream, first: av.VideoFrame, codec: str, crf: int |
     ovs.time_base = ovs.codec_context.time_base = vstream.time_base
     # The source's colour tags: frames are converted back to YUV with the matrix they were decoded with.
     cc = ovs.codec_context
-    cc.colorspace, cc.color_primaries, cc.color_trc = first.colorspace, first.color_primaries, first.color_trc
+    cc.colorspace, cc.color_primaries, cc.color_trc = yuv_matrix(first), first.color_primaries, first.color_trc
     if codec in ("libx264", "libx265"):
         ovs.options = {"preset": "veryfast", "crf": str(crf if crf is not None else 18)}
     elif codec.startswith("libvpx"):
@@ -386,7 +394,7 @@ def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Optio
                             if rgb.shape[0] % 2 or rgb.shape[1] % 2:
                                 rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
                             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                            frame.pts, frame.time_base, frame.colorspace = item[2], vstream.time_base, first.colorspace
+                            frame.pts, frame.time_base, frame.colorspace = item[2], vstream.time_base, yuv_matrix(first)
                             out.mux(ovs.encode(frame))
                             done += 1
                             bar.update()
