@@ -67,7 +67,7 @@ def decode_strictly(path: Path) -> dict:
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         frames = list(c.decode(v))
-        info = {"frames": len(frames), "times": [f.pts * v.time_base for f in frames],
+        info = {"frames": len(frames), "times": [f.pts * v.time_base for f in frames], "matrix": v.codec_context.colorspace,
                 "size": (frames[0].width, frames[0].height) if frames else None,
                 "rotation": frames[0].rotation if frames else 0, "audio": []}
         tracks = len(c.streams.audio)
@@ -100,6 +100,7 @@ def check_video(ref: Reference, out: Path, scale: int = 1, side_by_side: bool = 
     ow, oh = w * scale * (2 if side_by_side else 1), h * scale
     assert got["size"] == (ow + ow % 2, oh + oh % 2), (got["size"], (ow, oh))
     assert got["rotation"] == ref.rotation
+    assert got["matrix"] != 0, "YUV frames tagged with the RGB matrix: players show wrong colours"
     # A damaged input's track with no decodable packet left may be dropped.
     tracks = (len(ref.audio),) if exact else (len(ref.audio), len([a for a in ref.audio if a > 0]))
     assert len(got["audio"]) in tracks, f"{len(got['audio'])} audio tracks, the input has {len(ref.audio)}"
