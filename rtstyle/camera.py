@@ -140,7 +140,7 @@ def open_source(source: str, timeout: float) -> CameraReader | AvReader:
     if source.startswith("udp://"):
         options["overrun_nonfatal"] = "1"  # a full receive buffer loses packets instead of ending the stream
     try:
-        container = av.open(source, timeout=timeout, options=options)
+        container = av.open(source, timeout=timeout, options=options, metadata_errors="replace")
     except av.FFmpegError as e:
         raise SourceError("source", source, describe(e, timeout)) from None
     if not container.streams.video:

@@ -78,7 +78,7 @@ def default_output(src: Path, name: str, suffix: str | None = None) -> Path:
 def is_video(path: Path) -> bool:
     """Decided by content: a file PyAV opens as a moving-picture container (not a still-image demuxer)."""
     try:
-        with av.open(str(path)) as c:
+        with av.open(str(path), metadata_errors="replace") as c:
             still = c.format.name == "image2" or c.format.name.endswith("_pipe")
             return bool(c.streams.video) and not still
     except (av.error.FFmpegError, UnicodeDecodeError):
@@ -124,7 +124,7 @@ def open_video(path: Path) -> av.container.InputContainer:
     if not path.is_file():
         raise RtstyleError(f"input not found: {path}")
     try:
-        c = av.open(str(path))
+        c = av.open(str(path), metadata_errors="replace")  # a damaged tag is not worth refusing the video
     except av.error.FFmpegError as e:
         raise RtstyleError(f"{path} is not a readable video ({e.strerror or e})") from None
     if not c.streams.video:
