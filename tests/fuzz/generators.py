@@ -41,11 +41,12 @@ class Sample:
 
 def write_clip(path: Path, frames: int = 6, size: tuple[int, int] = (32, 24), codec: str = "libx264",
                pix_fmt: str = "yuv420p", fps: int = 12, audio_tracks: int = 0, vfr_seed: int | None = None,
-               rotate: int | None = None, fmt: str | None = None) -> Path:
+               rotate: int | None = None, fmt: str | None = None, metadata: dict | None = None) -> Path:
     """A clip of the moving test pattern in any codec/pixel format PyAV encodes, with 0-2 audio tracks.
     (``rtstyle.synth.make_clip`` covers the common case; this one reaches the odd corners.)"""
     width, height = size
     with av.open(str(path), "w", format=fmt) as out:
+        out.metadata.update(metadata or {})
         v = out.add_stream(codec, rate=fps)
         v.width, v.height, v.pix_fmt = width, height, pix_fmt
         v.time_base = v.codec_context.time_base = Fraction(1, 90000) if vfr_seed is not None else Fraction(1, fps)
@@ -311,6 +312,15 @@ def no_audio(d: Path, rng) -> Sample:
 def two_audio_tracks(d: Path, rng) -> Sample:
     suffix = str(rng.choice([".mp4", ".mkv", ".mov"]))
     return Sample(write_clip(d / f"dual{suffix}", frames=int(rng.integers(3, 9)), audio_tracks=2), "output")
+
+
+@video
+def bad_metadata(d: Path, rng) -> Sample:
+    """A clean clip whose title tag is not valid UTF-8 (PyAV's strict decoding used to raise)."""
+    path = write_clip(d / "tagged.mp4", frames=3, metadata={"title": "Q" * 16})
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"Q" * 16, bytes(rng.integers(0x80, 0x100, 16, dtype=np.uint8))))
+    return Sample(path, "output")
 
 
 def _real_excerpt(d: Path, rng, cache: Path | None = None) -> tuple[Path, bytes]:

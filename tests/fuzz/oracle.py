@@ -24,7 +24,7 @@ class Reference:
 def reference(path: Path) -> Reference | None:
     """Decode every video frame the way a player does (corrupt packets skipped); None if there is none."""
     try:
-        with av.open(str(path)) as c:
+        with av.open(str(path), metadata_errors="replace") as c:
             if not c.streams.video:
                 return None
             v = c.streams.video[0]
@@ -51,7 +51,7 @@ def reference(path: Path) -> Reference | None:
 
 def _audio_seconds(path: Path, index: int) -> float:
     samples, rate = 0, 1
-    with av.open(str(path)) as c:
+    with av.open(str(path), metadata_errors="replace") as c:
         s = c.streams.audio[index]
         rate = s.codec_context.sample_rate or 1
         for packet in c.demux(s):
@@ -64,7 +64,7 @@ def _audio_seconds(path: Path, index: int) -> float:
 
 def decode_strictly(path: Path) -> dict:
     """Every frame of an output file; any decoding error raises (an output must decode to the end)."""
-    with av.open(str(path)) as c:
+    with av.open(str(path), metadata_errors="replace") as c:
         v = c.streams.video[0]
         frames = list(c.decode(v))
         info = {"frames": len(frames), "times": [f.pts * v.time_base for f in frames], "matrix": v.codec_context.colorspace,
@@ -72,7 +72,7 @@ def decode_strictly(path: Path) -> dict:
                 "rotation": frames[0].rotation if frames else 0, "audio": []}
         tracks = len(c.streams.audio)
     for i in range(tracks):  # one pass per track: a pass reads the file to its end
-        with av.open(str(path)) as c:
+        with av.open(str(path), metadata_errors="replace") as c:
             s = c.streams.audio[i]
             info["audio"].append(sum(f.samples for f in c.decode(s)) / s.codec_context.sample_rate)
     return info
