@@ -51,7 +51,7 @@ clean:
 # The shipped models, as trained for this release on a 2-core CPU (no GPU was available): see
 # README "Shipped models". On a GPU, raise ITERS/SIZE towards the paper's 40k at 256 px.
 STYLES ?= candy muse starry_night wave composition_vii the_scream mosaic udnie rain_princess feathers
-ITERS ?= 400
+ITERS ?= 300
 SIZE ?= 128
 SR_ITERS ?= 300
 models: venv
@@ -63,6 +63,6 @@ models: venv
 	done
 	for m in "4 feat" "4 pixel" "8 feat"; do set -- $$m; \
 	  $(BIN)/rtstyle train sr --scale $$1 --loss $$2 --data $(SHARED)/data/train --iterations $(SR_ITERS) \
-	    --patch-size 144 --workers 1 --checkpoint-every 50 --out runs/sr_x$$1_$$2.safetensors --resume || exit 1; \
+	    --patch-size 144 --residual --workers 1 --checkpoint-every 50 --out runs/sr_x$$1_$$2.safetensors --resume || exit 1; \
 	done
 	$(BIN)/python -c "import sys; from rtstyle.models import ship; [print(ship(p)) for p in sys.argv[1:]]" runs/*.safetensors

@@ -31,11 +31,21 @@ def atomic_path(dest: Path) -> Path:
     return Path(tmp)
 
 
-def _write_atomic(dest: Path, write) -> None:
+def publish(tmp: Path, dest: Path) -> None:
+    """Rename a finished temporary file onto ``dest``, with the mode a new file would get
+    (mkstemp creates it private, 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, dest)
+
+
+def write_atomic(dest: Path, write) -> None:
+    """Call ``write(tmp_path)``, then rename the result onto ``dest``; on any error ``dest`` is untouched."""
     tmp = atomic_path(dest)
     try:
         write(tmp)
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -45,7 +55,7 @@ def save_model(net: nn.Module, path: str | os.PathLike, meta: dict, half: bool =
     path = Path(path)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in net.state_dict().items()}
-    _write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={"rtstyle": json.dumps(meta)}))
+    write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={"rtstyle": json.dumps(meta)}))
     return path
 
 
@@ -84,7 +94,7 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
 
 def save_training_state(path: str | os.PathLike, state: dict) -> Path:
     path = Path(path)
-    _write_atomic(path, lambda tmp: torch.save(state, tmp))
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
     return path
 
 

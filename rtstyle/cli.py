@@ -77,6 +77,8 @@ def train_sr(
     workers: int = typer.Option(2),
     device: Optional[str] = typer.Option(None),
     amp: bool = typer.Option(True, help="bf16 mixed precision where the hardware has it."),
+    residual: bool = typer.Option(False, help="Add the bicubic upsampling to the output (not in the paper): "
+                                  "starts at bicubic quality, for short trainings."),
 ) -> None:
     """Train a super-resolution net (paper section 4.2)."""
     from rtstyle.train import train_sr as run
@@ -86,7 +88,7 @@ def train_sr(
     run(data, name or f"sr_x{scale}_{loss}", scale=scale, loss=loss, iterations=iterations, batch_size=batch_size,
         patch_size=patch_size, tv_weight=tv_weight, lr=lr, out=out, resume=resume,
         checkpoint_every=checkpoint_every, width=width, vgg_weights=vgg_weights, seed=seed, workers=workers,
-        device=device, amp=amp)
+        device=device, amp=amp, residual=residual)
 
 
 @app.command("styles")

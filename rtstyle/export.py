@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rtstyle.checkpoint import atomic_path
+from rtstyle.checkpoint import write_atomic
 from rtstyle.errors import RtstyleError
 from rtstyle.nets import multiple_of
 
@@ -76,16 +76,7 @@ def _slug(text: str) -> str:
 
 
 def _write_bytes(dest: Path, data: bytes) -> None:
-    """Write atomically, with the permissions a plain ``open`` would give (mkstemp makes 0600)."""
-    tmp = atomic_path(dest)
-    mask = os.umask(0)
-    os.umask(mask)
-    try:
-        tmp.write_bytes(data)
-        tmp.chmod(0o666 & ~mask)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(dest, lambda tmp: tmp.write_bytes(data))
 
 
 def say(msg: str) -> None:

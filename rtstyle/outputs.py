@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from rtstyle.checkpoint import atomic_path
+from rtstyle.checkpoint import atomic_path, publish
 from rtstyle.errors import RtstyleError
 
 
@@ -48,10 +48,10 @@ def atomic_output(dest: Path, keep_partial_on_interrupt: bool = False) -> Iterat
     tmp = atomic_path(dest)
     try:
         yield tmp
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     except KeyboardInterrupt:
         if keep_partial_on_interrupt and tmp.exists() and tmp.stat().st_size:
-            os.replace(tmp, dest)
+            publish(tmp, dest)
         raise
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):

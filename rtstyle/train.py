@@ -234,7 +234,7 @@ def train_sr(data: str, name: str, *, scale: int = 4, loss: str = "feat", iterat
              tv_weight: float = 0.0, lr: float = 1e-3, out: str | None = None, resume: bool = False,
              checkpoint_every: int = 1000, norm: str = "batch", upsample: str = "deconv", width: float = 1.0,
              vgg_weights: str | None = None, seed: int = 0, workers: int = 2, device: str | None = None,
-             amp: bool = True) -> Path | None:
+             amp: bool = True, residual: bool = False) -> Path | None:
     """Train a x4 or x8 super-resolution net with the feature loss at relu2_2 (``feat``) or the pixel loss."""
     if loss not in ("feat", "pixel"):
         raise RtstyleError(f"--loss must be feat or pixel, not {loss!r}")
@@ -242,7 +242,7 @@ def train_sr(data: str, name: str, *, scale: int = 4, loss: str = "feat", iterat
     rank, world, dev, out_path, state_path = _setup(name, out, seed, device)
     dataset = ImageFolder(data, patch_size, "sr", scale=scale, seed=seed + rank)
     vgg = load_vgg16(vgg_weights, ("relu2_2",), dev) if loss == "feat" else None
-    arch = {"kind": "sr", "scale": scale, "norm": norm, "upsample": upsample, "width": width}
+    arch = {"kind": "sr", "scale": scale, "norm": norm, "upsample": upsample, "width": width, "residual": residual}
     net = build_net(arch)
     meta = {
         "name": name, "arch": arch, "data": str(data),

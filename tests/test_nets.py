@@ -63,3 +63,14 @@ def test_build_net_from_arch_and_bad_options():
         TransformNet(norm="group")
     with pytest.raises(ValueError):
         SRNet(3)
+
+
+def test_residual_sr_net_starts_as_bicubic_with_the_same_parameters():
+    net = SRNet(4, width=0.25, residual=True).eval()
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        y = net(x)
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic").clamp(0, 1)
+    assert torch.allclose(y, bicubic, atol=1e-6)
+    assert n_params(net) == n_params(SRNet(4, width=0.25))
+    assert build_net({"kind": "sr", "scale": 4, "residual": True}).residual

@@ -121,7 +121,7 @@ def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: st
     """Eager PyTorch or ONNX Runtime, whichever measured faster for this architecture on this CPU."""
     from rtstyle.backends.onnxrt import OnnxRuntimeBackend
     from rtstyle.backends.torch_eager import TorchBackend
-    from rtstyle.checkpoint import atomic_path
+    from rtstyle.checkpoint import write_atomic
     from rtstyle.export import engine_dir
 
     if precision != "fp32":
@@ -152,12 +152,7 @@ def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: st
     ms = measure_cpu(candidates)
     known[key] = ms
     try:
-        tmp = atomic_path(path)  # (creates the folder)
-        try:
-            tmp.write_text(json.dumps(known, indent=1))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(known, indent=1)))
         remembered = f"remembered in {path}"
     except OSError as e:  # a read-only or full cache folder costs a measurement next time, not this run
         remembered = f"not remembered: {e.strerror or e}"
