@@ -278,10 +278,13 @@ class Recorder:
         finally:
             if container is not None:
                 try:
-                    if self.error is None:
-                        container.mux(stream.encode())
-                finally:
-                    container.close()
+                    try:
+                        if self.error is None:
+                            container.mux(stream.encode())
+                    finally:
+                        container.close()
+                except Exception as e:  # the trailer could not be written (a full disk): the file is not valid
+                    self.error = self.error or e
 
 
 # ---------------------------------------------------------------- styles and keys
