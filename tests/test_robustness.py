@@ -299,6 +299,17 @@ def test_full_disk_leaves_no_partial_file(command, output, tmp_path, models):
     assert listing(tmp_path) == before and O.digest(tmp_path) == hashes
 
 
+def test_full_disk_while_recording_the_camera(tmp_path, models):
+    """`rtstyle cam --record` on a full disk: one clear line, no file (it used to publish a recording
+    without its trailer and exit 0)."""
+    src = make_clip(tmp_path / "in.mp4", frames=24, size=(96, 64), audio=False)
+    before = listing(tmp_path)
+    run = rtstyle("cam", "--source", src, "--record", tmp_path / "rec.mp4", "--no-window", "--style", models["style"],
+                  *FAST, limits={"RLIMIT_FSIZE": 8192})
+    assert "no space left" in clean_error(run.returncode, run.stderr)
+    assert listing(tmp_path) == before
+
+
 def wait_for_frames(folder: Path, proc: subprocess.Popen, size: int = 20_000) -> None:
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
