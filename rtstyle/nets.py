@@ -95,7 +95,8 @@ class SRNet(nn.Module):
 
     ``residual=True`` (not in the paper) adds the bicubic upsampling of the input to the output, with
     the last conv zero-initialised: the net starts as bicubic and learns only the detail, which is
-    what makes short trainings (a CPU budget) useful. Same parameters either way.
+    what makes short trainings (a CPU budget) useful. Same parameters either way. Its training-mode
+    output is not clamped to [0, 1].
     """
 
     def __init__(self, scale: int = 4, norm: str = "batch", upsample_mode: str = "deconv", width: float = 1.0,
@@ -117,8 +118,10 @@ class SRNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.residual:
-            up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-            return (up + self.body(x)).clamp(0, 1)
+            y = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False) + self.body(x)
+            # clamping while training would zero the gradient of every pixel out of range, and they
+            # would never come back; inference clamps to the valid range
+            return y if self.training else y.clamp(0, 1)
         return _to_unit(self.body(x))
 
 
