@@ -45,7 +45,10 @@ def atomic_output(dest: Path, keep_partial_on_interrupt: bool = False) -> Iterat
     ``keep_partial_on_interrupt`` a KeyboardInterrupt still renames: the writer has finalised a
     shorter but valid file (the video pipeline does this on Ctrl-C).
     """
-    tmp = atomic_path(dest)
+    try:
+        tmp = atomic_path(dest)
+    except OSError as e:  # a read-only or special folder, no permission
+        raise RtstyleError(f"cannot write {dest}: {e.strerror or e}") from None
     try:
         yield tmp
         publish(tmp, dest)
@@ -56,6 +59,8 @@ def atomic_output(dest: Path, keep_partial_on_interrupt: bool = False) -> Iterat
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
             raise RtstyleError(f"no space left to write {dest} ({os.strerror(e.errno)}); nothing was written") from e
+        if e.filename in (str(tmp), str(dest)):  # e.g. the folder became read-only
+            raise RtstyleError(f"cannot write {dest}: {e.strerror or e}; nothing was written") from e
         raise
     finally:
         tmp.unlink(missing_ok=True)
