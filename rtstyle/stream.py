@@ -111,7 +111,10 @@ def run_images(inputs: list[Path], output: Path | None, backend: Backend, meta: 
     for src, dest in jobs:
         if dest.suffix.lower() not in IMAGE_EXTS:
             raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RtstyleError(f"cannot create the output folder {dest.parent}: {e.strerror or e}") from None
         check_output([s for s, _ in jobs], dest, overwrite)
     for src, dest in tqdm(jobs, unit="image", disable=not progress or len(jobs) < 2):
         write_image(dest, process(backend, meta, read_image(src), options))
