@@ -265,6 +265,18 @@ def test_output_safety(command, situation, tmp_path, models, capfd):
     TALLY["output"] += 1
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir() or not Path("/sys/kernel").is_dir(), reason="needs Linux /proc and /sys")
+@pytest.mark.parametrize("output", ["/proc/rtstyle-out{}", "/sys/rtstyle-out{}", "/sys/rtstyle-dir/out{}"])
+@pytest.mark.parametrize("command", ["video", "stylize"])
+def test_unwritable_output_location(command, output, tmp_path, models, capfd):
+    """A folder nobody may write in (/proc, /sys, even as root): one clear line, nothing written."""
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=(16, 16)) if command == "video" else G.write_image(tmp_path / "in.png", (16, 12))
+    hashes = O.digest(tmp_path)
+    code, err = cli(capfd, command, src, "-o", output.format(src.suffix), "--style", models["style"], *FAST)
+    assert "cannot" in clean_error(code, err, output) or "does not exist" in err
+    assert O.digest(tmp_path) == hashes and not Path(output.format(src.suffix)).exists()
+
+
 # ---------------------------------------------------------------- full disk, Ctrl-C, memory (subprocesses)
 
 def limited(**limits):
