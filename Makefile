@@ -63,6 +63,6 @@ models: venv
 	done
 	for m in "4 feat" "4 pixel" "8 feat"; do set -- $$m; \
 	  $(BIN)/rtstyle train sr --scale $$1 --loss $$2 --data $(SHARED)/data/train --iterations $(SR_ITERS) \
-	    --patch-size 144 --residual --workers 1 --checkpoint-every 50 --out runs/sr_x$$1_$$2.safetensors --resume || exit 1; \
+	    --patch-size 144 --residual --lr 2e-4 --workers 1 --checkpoint-every 50 --out runs/sr_x$$1_$$2.safetensors --resume || exit 1; \
 	done
 	$(BIN)/python -c "import sys; from rtstyle.models import ship; [print(ship(p)) for p in sys.argv[1:]]" runs/*.safetensors
