@@ -53,7 +53,7 @@ clean:
 STYLES ?= candy muse starry_night wave composition_vii the_scream mosaic udnie rain_princess feathers
 ITERS ?= 300
 SIZE ?= 128
-SR_ITERS ?= 300
+SR_ITERS ?= 150
 models: venv
 	mkdir -p runs
 	for s in $(STYLES); do \
