@@ -46,12 +46,21 @@ def free_udp_port() -> int:
 
 @pytest.fixture
 def serve():
-    """Start UDP servers (killed at teardown at the latest): ``serve(port, seconds) -> Popen``."""
+    """Start UDP servers (killed at teardown at the latest): ``serve(port, seconds) -> Popen``.
+
+    With ``wait`` (the default) it returns once the stream is flowing, so a loaded machine's slow
+    server start-up is not mistaken for an unavailable source.
+    """
     procs = []
 
-    def start(port: int, seconds: float) -> subprocess.Popen:
+    def start(port: int, seconds: float, wait: bool = True) -> subprocess.Popen:
         proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(seconds)])
         procs.append(proc)
+        if wait:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", port))
+                s.settimeout(60)
+                s.recv(65536)
         return proc
 
     yield start
@@ -222,7 +231,7 @@ def test_reconnects_when_the_server_comes_back(serve, tiny_style, tmp_path, capf
     while "reconnecting" not in err and time.monotonic() < deadline:
         time.sleep(0.1)
         err += capfd.readouterr().err
-    serve(port, 60)                                                # ...and comes back on the same port
+    serve(port, 60, wait=False)                                    # ...and comes back on the same port
     cam.join(60)
     err += capfd.readouterr().err
     assert cam.code == 0, err
