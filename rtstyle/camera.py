@@ -258,7 +258,10 @@ class Recorder:
                 if container is None:
                     h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2  # yuv420p needs even sizes
                     container = av.open(str(self.path), "w", format=self.fmt)
-                    stream = container.add_stream("libx264", rate=30, options={"preset": "veryfast", "crf": str(self.crf)})
+                    # zerolatency: no lookahead, so each frame reaches the file at once (a live recording
+                    # cut short by a lost source or Ctrl-C keeps what was shown)
+                    stream = container.add_stream("libx264", rate=30, options={
+                        "preset": "veryfast", "tune": "zerolatency", "crf": str(self.crf)})
                     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                     stream.codec_context.time_base = Fraction(1, 1000)
                     t0, last = t, -1
