@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 
+from fuzz.generators import trim
 from rtstyle.cli import main
 from rtstyle.errors import RtstyleError
 from rtstyle.imageio import read_image
@@ -70,19 +71,6 @@ def assert_kept(src: Path, dst: Path, scale: int = 1) -> dict:
     for (da, fa), (db, fb) in zip(a["audio"], b["audio"]):
         assert abs(da - db) <= max(fa, fb), (da, db)  # same length within one audio frame
     return b
-
-
-def trim(src: Path, dst: Path, seconds: float) -> Path:
-    """The first ``seconds`` of a clip by stream copy (same codecs), cut in decode order so every kept
-    frame has its references."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
-        for p in inp.demux([s for s in inp.streams if s.index in streams]):
-            if p.dts is None or p.dts * p.time_base > seconds:
-                continue
-            p.stream = streams[p.stream.index]
-            out.mux(p)
-    return dst
 
 
 def run(*args) -> int:

@@ -134,17 +134,9 @@ def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
     return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
 
 
-def excerpt(src: Path, dst: Path, seconds: float) -> Path:
-    """The first ``seconds`` of a real clip: its leading bytes for AVI (which plays without its index,
-    so these are the real muxer's bytes), else a stream copy into the same container type, cut in
-    decode order so every kept frame has its references (FFmpeg's AVI muxer refuses some of the
-    codecs these AVIs hold)."""
-    if src.suffix == ".avi":
-        with av.open(str(src)) as c:
-            duration = c.duration / 1e6
-        data = src.read_bytes()
-        dst.write_bytes(data[:int(len(data) * seconds / duration) + 16384])
-        return dst
+def trim(src: Path, dst: Path, seconds: float) -> Path:
+    """The first ``seconds`` of a clip by stream copy (same codecs), cut in decode order so every kept
+    frame has its references."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
         for p in inp.demux([s for s in inp.streams if s.index in streams]):
@@ -153,6 +145,19 @@ def excerpt(src: Path, dst: Path, seconds: float) -> Path:
             p.stream = streams[p.stream.index]
             out.mux(p)
     return dst
+
+
+def excerpt(src: Path, dst: Path, seconds: float) -> Path:
+    """The first ``seconds`` of a real clip: its leading bytes for AVI (which plays without its index,
+    so these are the real muxer's bytes; FFmpeg's AVI muxer refuses some of the codecs these AVIs
+    hold), else ``trim``."""
+    if src.suffix == ".avi":
+        with av.open(str(src)) as c:
+            duration = c.duration / 1e6
+        data = src.read_bytes()
+        dst.write_bytes(data[:int(len(data) * seconds / duration) + 16384])
+        return dst
+    return trim(src, dst, seconds)
 
 
 # ---------------------------------------------------------------- byte-level damage
