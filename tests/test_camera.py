@@ -263,8 +263,11 @@ def test_ctrl_c_finalises_the_recording(serve, tiny_style, tmp_path):
     port = free_udp_port()
     serve(port, 60)
     out = tmp_path / "out.mp4"
+    # as from a terminal: a shell without job control starts background jobs (CI runners, `cmd &`)
+    # with SIGINT ignored, and Python keeps it ignored
     proc = subprocess.Popen([sys.executable, "-m", "rtstyle", *cam_command(port, tiny_style, "--record", str(out))], stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert recording_started(tmp_path, lambda: proc.poll() is None), proc.communicate(timeout=30)[1]
         proc.send_signal(signal.SIGINT)
