@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -61,8 +61,6 @@ def save_model(net: nn.Module, path: str | os.PathLike, meta: dict, half: bool =
 
 def read_meta(path: str | os.PathLike) -> dict:
     """The JSON metadata of a model file, without loading its tensors."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), "pt") as f:
             return json.loads((f.metadata() or {})["rtstyle"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rtstyle.frames import Options
+from rtstyle.frames import Options, process
 from rtstyle.imageio import write_image
-from rtstyle.stream import load, video_command
+from rtstyle.stream import load, run_video
 from rtstyle.synth import make_clip, pattern
 
 
@@ -14,17 +14,15 @@ def run_demo(out_dir: Path, style: str = "candy", backend: str = "auto", frames:
              size: tuple[int, int] = (480, 270)) -> tuple[Path, Path]:
     """Write ``demo.mp4`` (synthetic, with audio), its stylized version and a side-by-side still.
 
-    Returns (stylized video, side-by-side PNG).
+    The model is loaded once for both. Returns (stylized video, side-by-side PNG).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    net, meta = load(style, "style", backend)
     clip = make_clip(out_dir / "demo.mp4", frames=frames, size=size, fps=24, audio=True)
     stylized = out_dir / f"demo.{style}.mp4"
-    video_command(str(clip), str(stylized), style, backend=backend, overwrite=True)
-    from rtstyle.frames import process
-
-    backend_obj, meta = load(style, "style", backend)
-    still = process(backend_obj, meta, pattern(frames // 2, *size)[None], Options(side_by_side=True))[0]
+    report = run_video(clip, stylized, net, meta, Options(), overwrite=True)
+    still = process(net, meta, pattern(frames // 2, *size)[None], Options(side_by_side=True))[0]
     preview = write_image(out_dir / f"demo.{style}.png", still)
-    print(f"rtstyle demo: input {clip}\nrtstyle demo: stylized video {stylized}\nrtstyle demo: side-by-side still {preview}",
-          file=sys.stderr)
+    print(f"rtstyle demo: {report}\nrtstyle demo: input {clip}\nrtstyle demo: stylized video {stylized}\n"
+          f"rtstyle demo: side-by-side still {preview}", file=sys.stderr)
     return stylized, preview

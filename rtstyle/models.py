@@ -1,12 +1,13 @@
 """Finding models by name: the ones shipped in the package, then the user's own trained ones."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from torch import nn
 
-from rtstyle.checkpoint import load_model, read_meta
+from rtstyle.checkpoint import load_model, read_meta, save_model
 from rtstyle.errors import RtstyleError
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
@@ -67,10 +68,6 @@ def load(name_or_path: str, kind: str = "style") -> tuple[nn.Module, dict]:
 
 def ship(src: str | os.PathLike, dest_dir: Path = SHIPPED_DIR) -> Path:
     """Copy a trained model into the package as fp16 weights plus a JSON model card beside it."""
-    import json
-
-    from rtstyle.checkpoint import save_model
-
     net, meta = load_model(src)
     dest = save_model(net, dest_dir / f"{meta['name']}.safetensors", meta, half=True)
     card = {"name": meta["name"], "file": dest.name, "weights": "fp16 safetensors", **meta}
