@@ -18,6 +18,11 @@ train_app = typer.Typer(no_args_is_help=True, help="Train transform nets with pe
 app.add_typer(train_app, name="train")
 
 VGG_HELP = "VGG-16 weights file (torchvision layout); default: $RTSTYLE_VGG16, the torch hub cache, then download."
+PRECISION_HELP = "fp32 or fp16 (CUDA)."
+DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: CUDA if present)."
+SIZE_HELP = "Stylize at exactly WIDTHxHEIGHT, then scale back."
+STRENGTH_HELP = "Blend with the original: 0 = original, 1 = fully stylized."
+PRESERVE_HELP = "Keep the source colours (stylize luminance only)."
 
 
 # ---------------------------------------------------------------- training
@@ -44,7 +49,7 @@ def train_style(
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
     seed: int = typer.Option(0),
     workers: int = typer.Option(2, help="Data loading processes."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     amp: bool = typer.Option(True, help="bf16 mixed precision where the hardware has it (CUDA, AVX512-BF16/AMX CPUs)."),
 ) -> None:
     """Train a style transfer net (paper section 3.1 / 4.1)."""
@@ -115,7 +120,7 @@ def gatys(
     out: Optional[str] = typer.Option(None, "-o", "--out", help="Output image [default: ./CONTENT-STEM.gatys.png]."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     seed: int = typer.Option(0, help="Seed of the noise initialisation."),
 ) -> None:
     """Stylise one image by optimisation (Gatys et al. 2016): the slow baseline of the paper's Table 1."""
@@ -148,7 +153,7 @@ def bench(
     resolutions: Optional[str] = typer.Option(None, help="Pipeline resolutions, e.g. 640x360,1280x720 ('none' skips the section)."),
     frames: Optional[int] = typer.Option(None, help="Pipeline clip frames at 1920x1080; smaller resolutions get proportionally more, up to 3x [default: 3 on CPU, 60 on CUDA]."),
     clip: Optional[str] = typer.Option(None, help="Video for the pipeline section [default: $RTSTYLE_SHARED/data/video/chaplin.mp4]."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     json_path: Optional[str] = typer.Option(None, "--json", help="Results JSON (Markdown beside it) [default: benchmarks/results/bench-DEVICE.json]."),
     plot_path: Optional[str] = typer.Option(None, "--plot", help="Speedup chart PNG (needs matplotlib) [default: beside the JSON]."),
 ) -> None:
@@ -174,8 +179,8 @@ def cam(
     source: str = typer.Option("0", help="Camera index, /dev/videoN, a stream URL (udp://, rtsp://, http://...) or a video file."),
     style: Optional[str] = typer.Option(None, help="Style model name or file to start with (default: the first installed)."),
     backend: str = typer.Option("auto", help="auto (fastest available), tensorrt, compile, onnxruntime or torch."),
-    precision: str = typer.Option("fp32", help="fp32 or fp16 (CUDA)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     window: bool = typer.Option(True, help="Show the preview window (keys: 1-9 style, space original, s snapshot, q quit)."),
     record: Optional[str] = typer.Option(None, help="Also record what is shown to this .mp4/.mov/.mkv (finalised on exit and on Ctrl-C)."),
     frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
@@ -207,7 +212,7 @@ def eval_sr(
     json: Optional[str] = typer.Option(None, "--json", help="Also write the per-image and mean scores to this JSON file."),
     overwrite: bool = typer.Option(False, help="Replace an existing --json file."),
     backend: str = typer.Option("torch", help="Inference backend for the model."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
 ) -> None:
     """PSNR / SSIM on Y of x4 / x8 super-resolution beside the paper's (Johnson et al. 2016, section 4.2)."""
     from rtstyle.evaluate import eval_sr as run
@@ -228,7 +233,7 @@ def eval_style(
     plot: Optional[str] = typer.Option(None, help="Write the objective-vs-iterations plot to this PNG/SVG/PDF."),
     overwrite: bool = typer.Option(False, help="Replace existing --json / --plot files."),
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
 ) -> None:
     """The training objective of a net's output vs Gatys et al.'s L-BFGS after N iterations (paper Figure 5).
 
@@ -286,12 +291,12 @@ def video(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output video (default: IN-STEM.NAME.mp4 beside the input)."),
     style: str = typer.Option(..., help="Style model name or model file."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help="fp32 or fp16 (CUDA)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back (faster, coarser strokes)."),
-    size: Optional[str] = typer.Option(None, help="Stylize at exactly WIDTHxHEIGHT, then scale back."),
-    strength: float = typer.Option(1.0, help="Blend with the original: 0 = original, 1 = fully stylized."),
-    preserve_color: bool = typer.Option(False, help="Keep the source colours (stylize luminance only)."),
+    size: Optional[str] = typer.Option(None, help=SIZE_HELP),
+    strength: float = typer.Option(1.0, help=STRENGTH_HELP),
+    preserve_color: bool = typer.Option(False, help=PRESERVE_HELP),
     side_by_side: bool = typer.Option(False, help="Write original | stylized."),
     codec: Optional[str] = typer.Option(None, help="h264 (default), hevc, vp9, av1, or an FFmpeg encoder name (h264_nvenc ...)."),
     crf: Optional[int] = typer.Option(None, help="Constant quality (lower = better; default 18 for h264)."),
@@ -314,8 +319,8 @@ def upscale(
     tile: Optional[int] = typer.Option(None, help="Process in overlapping tiles of N input pixels (large frames, bounded memory; seamless)."),
     side_by_side: bool = typer.Option(False, help="Write bicubic | super-resolved."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help="fp32 or fp16 (CUDA)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     codec: Optional[str] = typer.Option(None, help="Video encoder (see `rtstyle video --help`)."),
     crf: Optional[int] = typer.Option(None, help="Video constant quality."),
     batch: int = typer.Option(1, help="Video frames per inference call."),
@@ -345,12 +350,12 @@ def stylize(
                                          "(default: STEM.NAME.EXT beside each image; folder DIR -> DIR.NAME/)."),
     style: str = typer.Option(..., help="Style model name or model file."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help="fp32 or fp16 (CUDA)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)."),
+    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back."),
-    size: Optional[str] = typer.Option(None, help="Stylize at exactly WIDTHxHEIGHT, then scale back."),
-    strength: float = typer.Option(1.0, help="Blend with the original: 0 = original, 1 = fully stylized."),
-    preserve_color: bool = typer.Option(False, help="Keep the source colours (stylize luminance only)."),
+    size: Optional[str] = typer.Option(None, help=SIZE_HELP),
+    strength: float = typer.Option(1.0, help=STRENGTH_HELP),
+    preserve_color: bool = typer.Option(False, help=PRESERVE_HELP),
     side_by_side: bool = typer.Option(False, help="Write original | stylized."),
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
 ) -> None:
