@@ -47,7 +47,7 @@ def candidates(device: torch.device) -> list[tuple[str, str]]:
     """(backend, precision) pairs that can run on ``device``."""
     if device.type != "cuda":
         return [("torch", "fp32"), ("onnxruntime", "fp32")]
-    from rtstyle.export import import_tensorrt
+    from rtstyle.backends.tensorrt import import_tensorrt
 
     runs = [("torch", "fp32"), ("torch", "fp16"), ("compile", "fp16")]
     return runs + ([("tensorrt", "fp16")] if import_tensorrt() else [])

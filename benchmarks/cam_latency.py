@@ -95,30 +95,30 @@ def main(args) -> dict:
     process = rtstyle.frames.process
 
     # the net alone, same size, same backend
-    net, meta = camera.Styles(str(model), args.backend, "fp32", "cpu").get()
+    opened = camera.Styles(str(model), args.backend, "fp32", "cpu").get()
     frame = np.zeros((height, width, 3), np.uint8)
     for _ in range(2):
-        process(net, meta, frame, options)
+        process(opened, frame, options)
     t = time.perf_counter()
     for _ in range(args.net_frames):
-        process(net, meta, frame, options)
+        process(opened, frame, options)
     net_fps = args.net_frames / (time.perf_counter() - t)
 
     # rtstyle cam, with each shown frame's index read back from the original
     shown: list[tuple[int, float]] = []
 
-    def timed(backend, meta, rgb, options=None):
-        out = process(backend, meta, rgb, options)
+    def timed(m, rgb, options=None):
+        out = process(m, rgb, options)
         shown.append((read_mark(rgb), time.monotonic()))
         return out
 
     proc, url, start = start_server(args, SERVE_SECONDS)
-    rtstyle.frames.process = timed
+    camera.process = timed
     try:
         stats = camera.run(url, str(model), backend=args.backend, device="cpu", window=False,
                            frames=args.frames, max_side=args.max_side, timeout=10)
     finally:
-        rtstyle.frames.process = process
+        camera.process = process
         proc.kill()
     cam = {**ages(shown, start, args.fps), "fps": round(stats.frames / stats.seconds, 2), "stale_dropped": stats.dropped}
 
@@ -131,7 +131,7 @@ def main(args) -> dict:
         with av.open(url, timeout=10) as c:
             for f in c.decode(video=0):
                 rgb = f.to_ndarray(format="rgb24")
-                process(net, meta, rgb, options)
+                process(opened, rgb, options)
                 naive_shown.append((read_mark(rgb), time.monotonic()))
                 if len(naive_shown) == args.frames:
                     break

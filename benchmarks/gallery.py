@@ -20,7 +20,6 @@ import torch
 from tqdm import tqdm
 
 from rtstyle import models
-from rtstyle.backends import load_backend
 from rtstyle.errors import RtstyleError
 from rtstyle.imageio import IMAGE_EXTS, read_image, to_image, to_tensor, write_image
 
@@ -76,18 +75,17 @@ def grid(rows: list[list[np.ndarray]], labels: list[str], cell: int) -> np.ndarr
 
 def render(style_names: list[str], content: list[Path], cell: int, device: str | None,
            styles_dir: Path | None) -> np.ndarray:
-    nets = [models.load(name, kind="style") for name in style_names]
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    runners = [load_backend(net, meta, backend="torch", device=dev) for net, meta in nets]
-    rows = [[np.full((cell, cell, 3), 255, np.uint8)] + [style_thumbnail(meta, cell, styles_dir) for _, meta in nets]]
-    labels = [""] + [meta["name"] for _, meta in nets]
-    with tqdm(total=len(content) * len(nets), unit="tile", desc="gallery", dynamic_ncols=True) as bar:
+    opened = [models.open_model(name, "style", backend="torch", device=dev) for name in style_names]
+    rows = [[np.full((cell, cell, 3), 255, np.uint8)] + [style_thumbnail(m.meta, cell, styles_dir) for m in opened]]
+    labels = [""] + [m.name for m in opened]
+    with tqdm(total=len(content) * len(opened), unit="tile", desc="gallery", dynamic_ncols=True) as bar:
         for path in content:
             photo = fit(read_image(path), cell)
             x = to_tensor(photo).to(dev)
             row = [crop(photo, cell)]
-            for runner in runners:
-                row.append(crop(to_image(runner(x)), cell))
+            for m in opened:
+                row.append(crop(to_image(m.backend(x)), cell))
                 bar.update()
             rows.append(row)
     return grid(rows, labels, cell)

@@ -23,6 +23,7 @@ import torch
 
 from rtstyle.backends import load_backend
 from rtstyle.frames import Options
+from rtstyle.models import Model
 from rtstyle.nets import build_net
 from rtstyle.stream import run_video
 from rtstyle.synth import make_clip
@@ -83,7 +84,7 @@ def main() -> None:
             h, w = c.streams.video[0].codec_context.height, c.streams.video[0].codec_context.width
         load0 = os.getloadavg()
         before = net_fps(backend, h, w, args.batch, args.seconds)
-        report = run_video(clip, Path(tmp) / "out.mp4", backend, meta, Options(), batch=args.batch, progress=False)
+        report = run_video(clip, Path(tmp) / "out.mp4", Model.wrap(backend, meta), Options(), batch=args.batch, progress=False)
         after = net_fps(backend, h, w, args.batch, args.seconds)
         load1 = os.getloadavg()
 

@@ -27,7 +27,7 @@ def step_times(device: torch.device, size: int, batch: int, width: float, steps:
     net = build_net({"kind": "style", "width": width}).to(device)
     with torch.no_grad():
         grams = [losses.gram(f) for f in vgg(torch.rand(1, 3, 512, 512, device=device)).values()]
-    loss_fn = train.style_objective(vgg, grams, train.CONTENT_WEIGHT, train.STYLE_WEIGHT, train.TV_WEIGHT)
+    loss_fn = train.style_objective(vgg, grams, losses.CONTENT_WEIGHT, losses.STYLE_WEIGHT, losses.TV_WEIGHT)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     x = torch.rand(batch, 3, size, size, device=device)
     times = []

@@ -29,20 +29,27 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
+from rich.console import Console
+from rich.table import Table
 from torch import nn
+from tqdm import tqdm
 
+from rtstyle import stream
+from rtstyle.backends import BACKENDS, PRECISIONS, default_device, load_backend
 from rtstyle.errors import RtstyleError
+from rtstyle.frames import Options
+from rtstyle.gatys import optimise
+from rtstyle.imageio import to_image, to_tensor
+from rtstyle.models import Model
+from rtstyle.nets import build_net
+from rtstyle.outputs import atomic_output
+from rtstyle.paper import TABLE1, TABLE1_DEVICE
+from rtstyle.vgg import STYLE_LAYERS, VGG16Features
+from rtstyle.writer import VideoWriter
 
-# Johnson et al. 2016, Table 1: seconds on a GTX Titan X (Torch7, cuDNN), and the speedups as printed
-# (computed by the authors from unrounded times, so they differ slightly from the rounded seconds' ratios).
-PAPER_DEVICE = "NVIDIA GTX Titan X (Johnson et al. 2016, Table 1)"
-PAPER = {
-    256: {"gatys": {100: 3.17, 300: 9.52, 500: 15.86}, "ours": 0.015, "speedup": {100: 212, 300: 636, 500: 1060}},
-    512: {"gatys": {100: 10.97, 300: 32.91, 500: 54.85}, "ours": 0.05, "speedup": {100: 205, 300: 615, 500: 1026}},
-    1024: {"gatys": {100: 42.89, 300: 128.66, 500: 214.44}, "ours": 0.21, "speedup": {100: 208, 300: 625, 500: 1042}},
-}
 NET_ARCH = {"kind": "style", "norm": "instance", "upsample": "resize", "width": 1.0}
 RESOLUTIONS = ((640, 360), (1280, 720), (1920, 1080))
 QUICK_RESOLUTIONS = ((160, 96), (320, 180))
@@ -123,15 +130,11 @@ def _he_init(module: nn.Module, seed: int) -> nn.Module:
 
 
 def random_vgg(device: torch.device, seed: int = 0):
-    from rtstyle.vgg import STYLE_LAYERS, VGG16Features
-
     return _he_init(VGG16Features(STYLE_LAYERS), seed).requires_grad_(False).eval().to(device)
 
 
 def random_net(seed: int = 0) -> tuple[nn.Module, dict]:
     """The full-width style net (the paper's channel counts, rtstyle's default norm and upsampling)."""
-    from rtstyle.nets import build_net
-
     return _he_init(build_net(NET_ARCH), seed).eval(), {"name": "bench-random", "arch": dict(NET_ARCH)}
 
 
@@ -145,8 +148,6 @@ def time_gatys(size: int, iterations: list[int], measured: int, warmup: int, ful
     counts beyond what was timed are projected from the mean time per timed iteration. The one-off
     computation of the content and style targets is not counted (it is not an iteration).
     """
-    from rtstyle.gatys import optimise
-
     timed = max(iterations) if full else min(measured, max(iterations))
     gen = torch.Generator().manual_seed(seed)
     content, style = torch.rand(2, 1, 3, size, size, generator=gen)
@@ -197,8 +198,6 @@ def _reason(e: BaseException) -> str:
 
 def load_backend_row(net: nn.Module, meta: dict, backend: str, precision: str, device: torch.device):
     """(backend object, None) or (None, why it is not available here)."""
-    from rtstyle.backends import load_backend
-
     try:
         return load_backend(net, meta, backend=backend, device=device, precision=precision), None
     except Exception as e:  # a missing package, no GPU, a failed export: all mean "not here", with the reason
@@ -216,23 +215,8 @@ ENCODER_OPTIONS = {"preset": "veryfast", "crf": "18"}
 def scaled_clip(src: Path, dst: Path, width: int, height: int, frames: int) -> int:
     """The first ``frames`` frames of ``src`` scaled to ``width`` x ``height`` (video only), as H.264. Returns
     the frame count written."""
-    import av
-
-    n = 0
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin = inp.streams.video[0]
-        rate = vin.average_rate or Fraction(25)
-        vout = out.add_stream(ENCODER, rate=rate)
-        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
-        vout.options = {"preset": "veryfast", "crf": "12"}
-        for frame in inp.decode(vin):
-            if n == frames:
-                break
-            scaled = frame.reformat(width=width, height=height, format="yuv420p")
-            scaled.pts, scaled.time_base = n, 1 / rate
-            out.mux(vout.encode(scaled))
-            n += 1
-        out.mux(vout.encode())
+    n = _reencode(src, dst, lambda f: f.reformat(width=width, height=height, format="yuv420p"),
+                  {"preset": "veryfast", "crf": "12"}, (width, height), frames)
     if n == 0:
         raise RtstyleError(f"{src} has no video frames")
     return n
@@ -240,36 +224,43 @@ def scaled_clip(src: Path, dst: Path, width: int, height: int, frames: int) -> i
 
 def naive_frame(net: nn.Module, rgb, device: torch.device):
     """One frame the way a user would: HxWx3 uint8 -> tensor -> eager fp32 net -> HxWx3 uint8."""
-    from rtstyle.imageio import to_image, to_tensor
-
     with torch.no_grad():
         return to_image(net(to_tensor(rgb).to(device)))
 
 
 def naive_loop(net: nn.Module, src: Path, dst: Path, device: torch.device) -> int:
     """What a user would write: decode a frame, run the net in eager fp32 PyTorch, encode, one at a time."""
-    import av
+    def stylize(frame: av.VideoFrame) -> av.VideoFrame:
+        return av.VideoFrame.from_ndarray(naive_frame(net, frame.to_ndarray(format="rgb24"), device), format="rgb24")
 
+    return _reencode(src, dst, stylize, dict(ENCODER_OPTIONS))
+
+
+def _reencode(src: Path, dst: Path, convert, options: dict, size: tuple[int, int] | None = None,
+              frames: int | None = None) -> int:
+    """Decode ``src``'s video one frame at a time, ``convert`` it and encode it as H.264 at the source's
+    rate (the first ``frames`` frames); returns the count written."""
     n = 0
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+    with av.open(str(src)) as inp:
         vin = inp.streams.video[0]
         rate = vin.average_rate or Fraction(25)
-        vout = out.add_stream(ENCODER, rate=rate)
-        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-        vout.options = dict(ENCODER_OPTIONS)
-        for frame in inp.decode(vin):
-            styled = av.VideoFrame.from_ndarray(naive_frame(net, frame.to_ndarray(format="rgb24"), device),
-                                                format="rgb24")
-            styled.pts, styled.time_base = n, 1 / rate
-            out.mux(vout.encode(styled))
-            n += 1
-        out.mux(vout.encode())
+        out = VideoWriter(dst)
+        try:
+            vout = out.add_video(ENCODER, rate, *(size or (vin.width, vin.height)), 1 / rate, options)
+            for frame in inp.decode(vin):
+                if n == frames:
+                    break
+                converted = convert(frame)
+                converted.pts, converted.time_base = n, 1 / rate
+                out.mux(vout.encode(converted))
+                n += 1
+            out.finish()
+        finally:
+            out.close()
     return n
 
 
 def _frame_count(path: Path) -> int:
-    import av
-
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
 
@@ -294,10 +285,6 @@ def time_pipeline(net: nn.Module, meta: dict, clip: Path, resolutions: list[tupl
     CUDA), and a warm-up forward pass at that resolution first; timing covers opening the input to
     closing the output.
     """
-    from rtstyle import stream
-    from rtstyle.backends import load_backend
-    from rtstyle.frames import Options
-
     precision = "fp16" if device.type == "cuda" else "fp32"
     ours = load_backend(copy.deepcopy(net), meta, backend="auto", device=device, precision=precision)
     naive_net = copy.deepcopy(net).float().eval().to(device)  # the same weights, in eager fp32
@@ -316,7 +303,7 @@ def time_pipeline(net: nn.Module, meta: dict, clip: Path, resolutions: list[tupl
             ours(torch.rand(1, 3, h, w, device=device))
             _sync(device)
             t0 = clock()
-            report = stream.run_video(src, Path(tmp) / "ours.mp4", ours, meta, Options(), overwrite=True,
+            report = stream.run_video(src, Path(tmp) / "ours.mp4", Model.wrap(ours, meta), Options(), overwrite=True,
                                       progress=False)
             ours_s = clock() - t0
             written = _frame_count(Path(tmp) / "ours.mp4")
@@ -337,71 +324,88 @@ def speedups(gatys: dict, ff_seconds: float) -> dict[int, float]:
     return {n: cell["seconds"] / ff_seconds for n, cell in gatys["iterations"].items()}
 
 
-def run(s: Settings, progress: bool = True) -> dict:
-    """Measure everything ``s`` asks for; returns the results (see ``write_results`` for the files)."""
-    from tqdm import tqdm
-
-    from rtstyle.backends import BACKENDS, PRECISIONS
-
-    device = torch.device(s.device)
-    unknown = [b for b in s.backends if b not in BACKENDS]
+def _combos(backends: list[str]) -> list[tuple[str, str]]:
+    """(backend, precision) rows to measure; eager fp32 always, since Table 1's "ours" is eager fp32,
+    as in the paper."""
+    unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise RtstyleError(f"unknown backend {unknown[0]!r}; choose from {', '.join(b for b in BACKENDS if b != 'auto')}")
-    combos = [(b, p) for b in s.backends for p in PRECISIONS]
-    if ("torch", "fp32") not in combos:  # Table 1's "ours" is eager fp32, as in the paper
+    combos = [(b, p) for b in backends for p in PRECISIONS]
+    if ("torch", "fp32") not in combos:
         combos.insert(0, ("torch", "fp32"))
-    clip = Path(s.clip) if s.clip else default_clip()
-    pipeline_skip = None
-    if not s.resolutions:
-        pipeline_skip = "no resolutions asked for"
-    elif clip is None:
-        pipeline_skip = "no clip: set RTSTYLE_SHARED (for data/video/chaplin.mp4) or pass --clip"
-    elif not clip.is_file():
-        pipeline_skip = f"clip not found: {clip}"
+    return combos
 
-    total = len(s.sizes) * (1 + len(combos)) + (0 if pipeline_skip else 2 * len(s.resolutions))
-    bar = tqdm(total=total, unit="task", disable=not progress, dynamic_ncols=True, desc="bench")
-    started = clock()
-    net, meta = random_net(s.seed)
-    loaded: dict[tuple[str, str], tuple] = {}
+
+def _pipeline_skip(s: Settings, clip: Path | None) -> str | None:
+    """Why the pipeline section cannot run, or None."""
+    if not s.resolutions:
+        return "no resolutions asked for"
+    if clip is None:
+        return "no clip: set RTSTYLE_SHARED (for data/video/chaplin.mp4) or pass --clip"
+    if not clip.is_file():
+        return f"clip not found: {clip}"
+    return None
+
+
+def _load_backends(net: nn.Module, meta: dict, combos: list[tuple[str, str]], opt_in: list[str],
+                   device: torch.device) -> dict[tuple[str, str], tuple]:
+    """{(backend, precision): (backend or None, why not, seconds to load)}."""
+    loaded = {}
     for b, p in combos:
         t0 = clock()
-        if b in s.opt_in:
+        if b in opt_in:
             backend, why = None, (f"not run by default on {device.type}: it compiles each input shape for "
                                   "20-30 s or more; name it in --backend to include it")
         else:
             backend, why = load_backend_row(copy.deepcopy(net), meta, b, p, device)
         loaded[(b, p)] = (backend, why, clock() - t0)
+    return loaded
 
+
+def _measure_size(size: int, s: Settings, loaded: dict, device: torch.device, rows: list, bar) -> dict:
+    """Gatys and every backend at one size: the backend rows go to ``rows``; returns the Table 1 row."""
+    bar.set_description(f"gatys {size}x{size}")
+    gatys = time_gatys(size, s.iterations, s.measured_iterations, s.warmup_iterations, s.full, device, s.seed)
+    bar.update()
+    for (b, p), (backend, why, setup) in loaded.items():
+        bar.set_description(f"feed-forward {size}x{size} {b} {p}")
+        row = {"size": size, "backend": b, "precision": p}
+        if backend is None:
+            row["skipped"] = why
+        else:
+            try:
+                ff = time_feedforward(backend, size, s.ff_warmup, s.ff_repeats, s.seed)
+                row.update(seconds=ff["seconds"], samples=ff["samples"], fps=1.0 / ff["seconds"],
+                           warmup_seconds=ff["warmup_seconds"], load_seconds=setup,
+                           speedup=speedups(gatys, ff["seconds"]))
+            except Exception as e:  # e.g. out of memory at 1024 on a small GPU: report, go on
+                row["skipped"] = _reason(e)
+        rows.append(row)
+        bar.update()
+    ours = next(r for r in rows if r["size"] == size and (r["backend"], r["precision"]) == ("torch", "fp32"))
+    if "skipped" in ours:
+        raise RtstyleError(f"eager fp32 PyTorch failed at {size}x{size}: {ours['skipped']}")
+    paper = TABLE1.get(size)
+    return {"size": size, "gatys": gatys, "ours_seconds": ours["seconds"], "ours_samples": ours["samples"],
+            "speedup": ours["speedup"],
+            "paper": None if paper is None else {"gatys": paper["gatys"], "ours": paper["ours"],
+                                                 "speedup": paper["speedup"]}}
+
+
+def run(s: Settings, progress: bool = True) -> dict:
+    """Measure everything ``s`` asks for; returns the results (see ``write_results`` for the files)."""
+    device = torch.device(s.device)
+    combos = _combos(s.backends)
+    clip = Path(s.clip) if s.clip else default_clip()
+    pipeline_skip = _pipeline_skip(s, clip)
+    total = len(s.sizes) * (1 + len(combos)) + (0 if pipeline_skip else 2 * len(s.resolutions))
+    bar = tqdm(total=total, unit="task", disable=not progress, dynamic_ncols=True, desc="bench")
+    started = clock()
+    net, meta = random_net(s.seed)
+    loaded = _load_backends(net, meta, combos, s.opt_in, device)
     table1, rows = [], []
     for size in s.sizes:
-        bar.set_description(f"gatys {size}x{size}")
-        gatys = time_gatys(size, s.iterations, s.measured_iterations, s.warmup_iterations, s.full, device, s.seed)
-        bar.update()
-        for (b, p), (backend, why, setup) in loaded.items():
-            bar.set_description(f"feed-forward {size}x{size} {b} {p}")
-            row = {"size": size, "backend": b, "precision": p}
-            if backend is None:
-                row["skipped"] = why
-            else:
-                try:
-                    ff = time_feedforward(backend, size, s.ff_warmup, s.ff_repeats, s.seed)
-                    row.update(seconds=ff["seconds"], samples=ff["samples"], fps=1.0 / ff["seconds"],
-                               warmup_seconds=ff["warmup_seconds"], load_seconds=setup,
-                               speedup=speedups(gatys, ff["seconds"]))
-                except Exception as e:  # e.g. out of memory at 1024 on a small GPU: report, go on
-                    row["skipped"] = _reason(e)
-            rows.append(row)
-            bar.update()
-        ours = next(r for r in rows if r["size"] == size and (r["backend"], r["precision"]) == ("torch", "fp32"))
-        if "skipped" in ours:
-            raise RtstyleError(f"eager fp32 PyTorch failed at {size}x{size}: {ours['skipped']}")
-        paper = PAPER.get(size)
-        table1.append({"size": size, "gatys": gatys, "ours_seconds": ours["seconds"], "ours_samples": ours["samples"],
-                       "speedup": ours["speedup"],
-                       "paper": None if paper is None else {
-                           "gatys": paper["gatys"], "ours": paper["ours"], "speedup": paper["speedup"]}})
-
+        table1.append(_measure_size(size, s, loaded, device, rows, bar))
     pipeline: dict = {"clip": str(clip) if clip else None, "frames": s.frames}
     if pipeline_skip:
         pipeline["skipped"] = pipeline_skip
@@ -413,10 +417,7 @@ def run(s: Settings, progress: bool = True) -> dict:
                 bar.update()
             bar.set_description(desc)
 
-        try:
-            pipeline["rows"] = time_pipeline(net, meta, clip, s.resolutions, s.frames, device, tick)
-        except ImportError as e:  # rtstyle.stream not installed in this checkout
-            pipeline["skipped"] = _reason(e)
+        pipeline["rows"] = time_pipeline(net, meta, clip, s.resolutions, s.frames, device, tick)
         bar.update(total - bar.n)
     bar.close()
 
@@ -425,7 +426,7 @@ def run(s: Settings, progress: bool = True) -> dict:
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "weights": RANDOM_WEIGHTS, "net": meta["arch"], "command": command_line(s),
         "settings": asdict(s),
-        "table1": table1, "backends": rows, "pipeline": pipeline, "paper_device": PAPER_DEVICE,
+        "table1": table1, "backends": rows, "pipeline": pipeline, "paper_device": TABLE1_DEVICE,
         "wall_seconds": clock() - started,
         "iteration": "one L-BFGS update = one VGG-16 forward and backward pass (torch.optim.LBFGS, no line search)",
     }
@@ -530,9 +531,6 @@ def _notes(results: dict) -> list[str]:
 
 
 def print_results(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     if not console.is_terminal:  # a log or a pipe: wide enough for the paper's layout
         console = Console(width=180)
@@ -577,12 +575,10 @@ def markdown(results: dict) -> str:
 
 def plot(results: dict, path: Path) -> Path:
     """Bar chart of the speedups, measured vs the paper's, per size and iteration count (log scale)."""
-    import matplotlib
+    import matplotlib  # here, not at the top: an optional dependency that takes 0.4 s to import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from rtstyle.outputs import atomic_output
 
     rows = results["table1"]
     its = list(rows[0]["gatys"]["iterations"])
@@ -614,8 +610,6 @@ def _slug(text: str) -> str:
 
 def write_results(results: dict, json_path: Path | None, plot_path: Path | None, out_dir: Path) -> list[Path]:
     """JSON + Markdown (beside the JSON) and, when matplotlib is installed, the PNG chart."""
-    from rtstyle.outputs import atomic_output
-
     stem = f"bench-{'quick-' if results['settings']['quick'] else ''}{_slug(results['device'])}"
     json_path = json_path or out_dir / f"{stem}.json"
     for p in (json_path, plot_path):
@@ -643,8 +637,6 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
           device: str | None = None, json_path: str | None = None, plot_path: str | None = None,
           out_dir: str = "benchmarks/results", progress: bool = True) -> dict:
     """``rtstyle bench``: measure, print the tables, write JSON/Markdown/PNG. Returns the results."""
-    from rtstyle.backends import BACKENDS, default_device
-
     dev = torch.device(device) if device else default_device()
     d = defaults(dev, quick)
     s = Settings(sizes=sizes or d["sizes"], iterations=iterations or d["iterations"],

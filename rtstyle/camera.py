@@ -25,9 +25,17 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
+import av
+import cv2
 import numpy as np
+from tqdm import tqdm
 
+from rtstyle import models
 from rtstyle.errors import RtstyleError
+from rtstyle.frames import Options, process
+from rtstyle.imageio import write_image
+from rtstyle.outputs import atomic_output, check_output
+from rtstyle.writer import VideoWriter
 
 WINDOW = "rtstyle cam"
 RECORD_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -62,8 +70,6 @@ class CameraReader:
         self.cap = cap
 
     def __iter__(self) -> Iterator[RGB]:
-        import cv2
-
         while True:
             ok, bgr = self.cap.read()
             if not ok:
@@ -81,8 +87,6 @@ class AvReader:
         self.container, self.paced = container, paced
 
     def __iter__(self) -> Iterator[RGB]:
-        import av
-
         stream = self.container.streams.video[0]
         start = None
         for packet in self.container.demux(stream):
@@ -111,8 +115,6 @@ class SourceError(RtstyleError):
 
 def describe(e: BaseException, timeout: float) -> str:
     """Why reading or opening a stream failed, in a few words."""
-    import av
-
     if isinstance(e, av.error.ExitError):  # PyAV's timeout interrupts FFmpeg with "immediate exit requested"
         return f"no data for {timeout:g} s"
     if isinstance(e, av.FFmpegError) and e.strerror:
@@ -124,16 +126,12 @@ def open_source(source: str, timeout: float) -> CameraReader | AvReader:
     """Open a camera, URL or file; an unavailable source is a one-line ``SourceError``."""
     device = camera_device(source)
     if device is not None:
-        import cv2
-
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # its own warnings would repeat ours
         cap = cv2.VideoCapture(device, cv2.CAP_V4L2) if isinstance(device, str) else cv2.VideoCapture(device)
         if not cap.isOpened():
             raise SourceError("camera", source, "no such device, or it is in use")
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue adds latency; the grabber thread drains it anyway
         return CameraReader(cap)
-
-    import av
 
     live = is_live(source)
     options = {"fflags": "nobuffer", "flags": "low_delay"} if live else {}  # (nobuffer makes MP4 files read empty)
@@ -238,6 +236,13 @@ class Recorder:
             raise self.error
         self._queue.put((rgb, t))
 
+    def show(self, shown: np.ndarray, grabbed: float, stats) -> None:
+        """As a sink of the camera loop: record what is shown, at the time it was grabbed."""
+        self.write(shown, grabbed)
+
+    def idle(self, shown: np.ndarray | None) -> None:
+        pass
+
     def close(self) -> None:
         """Flush the encoder and finalise the container; an empty recording leaves no file."""
         self._queue.put(None)
@@ -247,47 +252,45 @@ class Recorder:
         if self.error:
             raise self.error
 
-    def _run(self) -> None:
-        import av
+    def _open(self, rgb: np.ndarray) -> VideoWriter:
+        """The file, sized by the first frame (yuv420p needs even sizes). zerolatency: no lookahead,
+        so each frame reaches the file at once (a live recording cut short by a lost source or
+        Ctrl-C keeps what was shown)."""
+        writer = VideoWriter(self.path, self.fmt)
+        writer.add_video("libx264", 30, rgb.shape[1] // 2 * 2, rgb.shape[0] // 2 * 2, Fraction(1, 1000),
+                         {"preset": "veryfast", "tune": "zerolatency", "crf": str(self.crf)})
+        return writer
 
-        container = stream = None
-        t0 = last = None
+    def _run(self) -> None:
+        writer, t0, last = None, 0.0, -1
         try:
             while (item := self._queue.get()) is not None:
                 rgb, t = item
-                if container is None:
-                    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2  # yuv420p needs even sizes
-                    container = av.open(str(self.path), "w", format=self.fmt)
-                    # zerolatency: no lookahead, so each frame reaches the file at once (a live recording
-                    # cut short by a lost source or Ctrl-C keeps what was shown)
-                    stream = container.add_stream("libx264", rate=30, options={
-                        "preset": "veryfast", "tune": "zerolatency", "crf": str(self.crf)})
-                    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-                    stream.codec_context.time_base = Fraction(1, 1000)
-                    t0, last = t, -1
-                if rgb.shape[:2] != (stream.height, stream.width):  # a reconnect may change the size; the file cannot
-                    import cv2
-
-                    rgb = cv2.resize(rgb, (stream.width, stream.height), interpolation=cv2.INTER_AREA)
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                frame.pts = last = max(last + 1, round((t - t0) * 1000))
-                frame.time_base = Fraction(1, 1000)
-                container.mux(stream.encode(frame))
+                if writer is None:
+                    writer, t0 = self._open(rgb), t
+                size = (writer.stream.height, writer.stream.width)
+                if rgb.shape[:2] != size:  # a reconnect may change the size; the file cannot
+                    rgb = cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA)
+                last = max(last + 1, round((t - t0) * 1000))
+                writer.write(rgb, last)
                 self.frames += 1
         except BaseException as e:  # noqa: B036 - handed to the main thread, which raises it
             self.error = e
             while self._queue.get() is not None:  # keep draining so the main thread never blocks on a full queue
                 pass
         finally:
-            if container is not None:
-                try:
-                    try:
-                        if self.error is None:
-                            container.mux(stream.encode())
-                    finally:
-                        container.close()
-                except Exception as e:  # the trailer could not be written (a full disk): the file is not valid
-                    self.error = self.error or e
+            if writer is not None:
+                self._finalise(writer)
+
+    def _finalise(self, writer: VideoWriter) -> None:
+        try:
+            try:
+                if self.error is None:
+                    writer.finish()
+            finally:
+                writer.close()
+        except Exception as e:  # the trailer could not be written (a full disk): the file is not valid
+            self.error = self.error or e
 
 
 # ---------------------------------------------------------------- styles and keys
@@ -296,26 +299,23 @@ class Styles:
     """The style models keys 1-9 choose from, each loaded into its backend once, on first use."""
 
     def __init__(self, first: str | None, backend: str, precision: str, device: str | None):
-        from rtstyle.models import list_models
-
-        self.installed = [str(path) for _, path, _ in list_models("style")][:9]
+        self.installed = [str(path) for _, path, _ in models.list_models("style")][:9]
         if first is None and not self.installed:
             raise RtstyleError("no style models installed; pass --style CHECKPOINT (see `rtstyle styles`)")
         self.current = first or self.installed[0]
         self.backend, self.precision, self.device = backend, precision, device
-        self._loaded: dict[str, tuple] = {}
+        self._loaded: dict[str, models.Model] = {}
         self.get()  # a bad --style fails before the source is opened
 
     @property
     def name(self) -> str:
-        return self.get()[1].get("name") or Path(self.current).stem
+        return self.get().name
 
-    def get(self) -> tuple:
-        """(backend, meta) of the current style."""
+    def get(self) -> models.Model:
+        """The current style's model."""
         if self.current not in self._loaded:
-            from rtstyle.stream import load
-
-            self._loaded[self.current] = load(self.current, "style", self.backend, self.precision, self.device)
+            self._loaded[self.current] = models.open_model(self.current, "style", self.backend, self.device,
+                                                           self.precision)
         return self._loaded[self.current]
 
     def select(self, number: int) -> bool:
@@ -336,8 +336,6 @@ class View:
 
 def save_snapshot(rgb: np.ndarray, folder: Path, style: str) -> Path:
     """Write the frame on screen as a PNG (atomically) with a timestamped name."""
-    from rtstyle.imageio import write_image
-
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}"
     return write_image(folder / f"rtstyle-{style}-{stamp}.png", rgb)
@@ -364,8 +362,6 @@ def handle_key(key: int, view: View, styles: Styles, shown: np.ndarray | None, s
 
 def draw_overlay(bgr: np.ndarray, text: str) -> np.ndarray:
     """``text`` in the top-left corner, white on a dark outline so it reads on any picture."""
-    import cv2
-
     scale = max(0.4, bgr.shape[0] / 720)
     org = (int(10 * scale), int(30 * scale))
     cv2.putText(bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, int(4 * scale)), cv2.LINE_AA)
@@ -408,6 +404,56 @@ class Stats:
                 f"latency median {statistics.median(ms):.0f} ms, p95 {p95:.0f} ms, {self.dropped} stale frames dropped")
 
 
+
+
+# ---------------------------------------------------------------- sinks: where each shown frame goes
+
+class Preview:
+    """The preview window: the frame with its style, fps and latency; keys act on ``view``."""
+
+    def __init__(self, view: View, styles: Styles, snapshot_dir: Path):
+        self.view, self.styles, self.snapshot_dir = view, styles, snapshot_dir
+        try:
+            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)  # resizable: a 4K stream still fits
+        except cv2.error:
+            raise RtstyleError("this OpenCV build cannot open windows (opencv-python-headless?); use --no-window") from None
+
+    def show(self, shown: np.ndarray, grabbed: float, stats: Stats) -> None:
+        label = "original" if self.view.original else self.styles.name
+        text = f"{label}  {stats.fps():.1f} fps  {stats.latencies[-1] * 1000:.0f} ms"
+        cv2.imshow(WINDOW, draw_overlay(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR), text))
+        self.idle(shown)
+
+    def idle(self, shown: np.ndarray | None) -> None:
+        """Let the window process events and act on a key press; closing the window quits."""
+        message = handle_key(cv2.waitKey(1), self.view, self.styles, shown, self.snapshot_dir)
+        if message:
+            print(f"rtstyle: {message}", file=sys.stderr)
+        if shown is not None and cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+            self.view.quit = True
+
+    def close(self) -> None:
+        cv2.destroyAllWindows()
+
+
+class Progress:
+    """A progress bar on stderr, for runs without a window."""
+
+    def __init__(self, frames: int | None):
+        self.bar = tqdm(total=frames, unit="frame", dynamic_ncols=True, file=sys.stderr)
+
+    def show(self, shown: np.ndarray, grabbed: float, stats: Stats) -> None:
+        self.bar.update()
+
+    def idle(self, shown: np.ndarray | None) -> None:
+        pass
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# ---------------------------------------------------------------- the loop
+
 def run(source: str = "0", style: str | None = None, backend: str = "auto", precision: str = "fp32",
         device: str | None = None, window: bool = True, record: str | None = None, frames: int | None = None,
         max_side: int | None = None, overwrite: bool = False, retries: int = 5, timeout: float = 5.0,
@@ -417,11 +463,47 @@ def run(source: str = "0", style: str | None = None, backend: str = "auto", prec
     Ends when the user quits, after ``frames`` frames, at the end of a file, or when a live source
     stays lost after ``retries`` reconnects; in every case (Ctrl-C included) the recording is finalised.
     """
-    from tqdm import tqdm
+    out = _check_args(source, window, record, frames, overwrite, retries, timeout)
+    options = Options(max_side=max_side)
+    styles, view = Styles(style, backend, precision, device), View()
+    reader = open_source(source, timeout)
+    try:
+        preview = Preview(view, styles, Path(snapshot_dir)) if window else None
+    except RtstyleError:
+        reader.close()
+        raise
+    latest, stop, stats = Latest(), threading.Event(), Stats()
+    grabber = threading.Thread(target=grab, args=(source, reader, latest, stop, retries, timeout, _warn),
+                               name="rtstyle-grab", daemon=True)
+    grabber.start()
+    recorder = None
+    try:
+        with (atomic_output(out, keep_partial_on_interrupt=True) if out else contextlib.nullcontext()) as tmp:
+            recorder = Recorder(tmp, RECORD_FORMATS[out.suffix.lower()]) if out else None
+            closing = [s for s in (None if window else Progress(frames), recorder) if s]
+            try:
+                show_frames(latest, styles, options, view, [*closing, *([preview] if preview else [])], stats, frames)
+            finally:
+                stop.set()
+                for sink in closing:
+                    sink.close()
+            if out and not recorder.frames:
+                raise RtstyleError(f"no frames came from {source}; nothing recorded" + (f" ({latest.error})" if latest.error else ""))
+    except KeyboardInterrupt:
+        if recorder and recorder.frames:
+            print(f"rtstyle: interrupted; recorded {recorder.frames} frames to {out}", file=sys.stderr)
+        raise
+    finally:
+        stop.set()
+        grabber.join(timeout + 1)
+        if preview:
+            preview.close()
+    return _finish(stats, latest, out)
 
-    from rtstyle.frames import Options, process
-    from rtstyle.outputs import atomic_output, check_output
 
+def _check_args(source: str, window: bool, record: str | None, frames: int | None, overwrite: bool, retries: int,
+                timeout: float) -> Path | None:
+    """Refuse bad options before opening anything; the recording's path, if any."""
     if frames is not None and frames < 1:
         raise RtstyleError(f"--frames must be at least 1, not {frames}")
     if retries < 0 or timeout <= 0:
@@ -433,94 +515,43 @@ def run(source: str = "0", style: str | None = None, backend: str = "auto", prec
         check_output([] if is_live(source) else [Path(source)], out, overwrite)  # never record over a source file
     if window:
         check_display()
-    options = Options(max_side=max_side)
-    styles = Styles(style, backend, precision, device)
-    reader = open_source(source, timeout)
+    return out
 
-    def warn(message: str) -> None:
-        tqdm.write(f"rtstyle: warning: {message}", file=sys.stderr)
 
-    if window:
-        import cv2
-
-        try:
-            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)  # resizable: a 4K stream still fits
-        except cv2.error:
-            reader.close()
-            raise RtstyleError("this OpenCV build cannot open windows (opencv-python-headless?); use --no-window") from None
-    latest, stop, stats = Latest(), threading.Event(), Stats()
-    grabber = threading.Thread(target=grab, args=(source, reader, latest, stop, retries, timeout, warn),
-                               name="rtstyle-grab", daemon=True)
-    grabber.start()
-    bar = tqdm(total=frames, unit="frame", disable=window, dynamic_ncols=True, file=sys.stderr)
-    view, seq, start = View(), 0, time.monotonic()
-    recorder = None
+def show_frames(latest: Latest, styles: Styles, options: Options, view: View, sinks: list, stats: Stats,
+                frames: int | None) -> None:
+    """Stylize the newest frame whenever free and hand it to every sink, until the user quits,
+    ``frames`` are shown or the source ends."""
+    seq, shown, start = 0, None, time.monotonic()
     try:
-        with (atomic_output(out, keep_partial_on_interrupt=True) if out else contextlib.nullcontext()) as tmp:
-            recorder = Recorder(tmp, RECORD_FORMATS[out.suffix.lower()]) if out else None
-            try:
-                shown = None
-                while not view.quit and (frames is None or stats.frames < frames):
-                    item = latest.get(seq, timeout=0.05)
-                    if item is None:
-                        if latest.ended:
-                            break
-                        if window:
-                            _pump(view, styles, shown, Path(snapshot_dir))
-                        continue
-                    stats.dropped += item[0] - seq - 1
-                    seq, grabbed, frame = item
-                    rgb = frame()
-                    if not stats.frames:
-                        start = grabbed  # the rate counts from the first frame, not from opening the source
-                    if view.original:
-                        shown = rgb
-                    else:
-                        net, meta = styles.get()
-                        shown = process(net, meta, rgb, options)
-                    stats.add(grabbed, time.monotonic())
-                    bar.update()
-                    if recorder:
-                        recorder.write(shown, grabbed)
-                    if window:
-                        import cv2
-
-                        label = "original" if view.original else styles.name
-                        text = f"{label}  {stats.fps():.1f} fps  {stats.latencies[-1] * 1000:.0f} ms"
-                        cv2.imshow(WINDOW, draw_overlay(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR), text))
-                        _pump(view, styles, shown, Path(snapshot_dir))
-            finally:
-                stats.seconds = time.monotonic() - start
-                stop.set()
-                bar.close()
-                if recorder:
-                    recorder.close()
-            if out and not recorder.frames:
-                raise RtstyleError(f"no frames came from {source}; nothing recorded" + (f" ({latest.error})" if latest.error else ""))
-    except KeyboardInterrupt:
-        if recorder and recorder.frames:
-            print(f"rtstyle: interrupted; recorded {recorder.frames} frames to {out}", file=sys.stderr)
-        raise
+        while not view.quit and (frames is None or stats.frames < frames):
+            item = latest.get(seq, timeout=0.05)
+            if item is None:
+                if latest.ended:
+                    break
+                for sink in sinks:
+                    sink.idle(shown)
+                continue
+            stats.dropped += item[0] - seq - 1
+            seq, grabbed, frame = item
+            rgb = frame()
+            if not stats.frames:
+                start = grabbed  # the rate counts from the first frame, not from opening the source
+            shown = rgb if view.original else process(styles.get(), rgb, options)
+            stats.add(grabbed, time.monotonic())
+            for sink in sinks:
+                sink.show(shown, grabbed, stats)
     finally:
-        stop.set()
-        grabber.join(timeout + 1)
-        if window:
-            import cv2
+        stats.seconds = time.monotonic() - start
 
-            cv2.destroyAllWindows()
+
+def _warn(message: str) -> None:
+    tqdm.write(f"rtstyle: warning: {message}", file=sys.stderr)
+
+
+def _finish(stats: Stats, latest: Latest, out: Path | None) -> Stats:
     saved = f"; recorded {out}" if out else ""
     if latest.error:
         raise RtstyleError(f"{latest.error}; {stats.summary()}{saved}")
     print(f"rtstyle cam: {stats.summary()}{saved}", file=sys.stderr)
     return stats
-
-
-def _pump(view: View, styles: Styles, shown: np.ndarray | None, snapshot_dir: Path) -> None:
-    """Let the window process events and act on a key press; closing the window quits."""
-    import cv2
-
-    message = handle_key(cv2.waitKey(1), view, styles, shown, snapshot_dir)
-    if message:
-        print(f"rtstyle: {message}", file=sys.stderr)
-    if shown is not None and cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-        view.quit = True

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,33 +20,7 @@ from torch import nn
 
 from rtstyle.errors import RtstyleError
 from rtstyle.nets import build_net
-
-
-def atomic_path(dest: Path) -> Path:
-    """A fresh temporary path beside ``dest`` (same filesystem, so the final rename is atomic)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def publish(tmp: Path, dest: Path) -> None:
-    """Rename a finished temporary file onto ``dest``, with the mode a new file would get
-    (mkstemp creates it private, 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, dest)
-
-
-def write_atomic(dest: Path, write) -> None:
-    """Call ``write(tmp_path)``, then rename the result onto ``dest``; on any error ``dest`` is untouched."""
-    tmp = atomic_path(dest)
-    try:
-        write(tmp)
-        publish(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+from rtstyle.outputs import write_atomic
 
 
 def save_model(net: nn.Module, path: str | os.PathLike, meta: dict, half: bool = False) -> Path:

@@ -36,9 +36,9 @@ def train_style(
     batch_size: int = typer.Option(4, help="Images per step (per process under torchrun)."),
     image_size: int = typer.Option(256, help="Training crop size in pixels."),
     style_size: Optional[int] = typer.Option(512, help="Resize the style image's longer side to this."),
-    content_weight: Optional[float] = typer.Option(None, help="Weight of the feature loss at relu3_3 [default: train.CONTENT_WEIGHT]."),
-    style_weight: Optional[float] = typer.Option(None, help="Weight of the Gram style loss, relu1_2..relu4_3 [default: train.STYLE_WEIGHT]."),
-    tv_weight: Optional[float] = typer.Option(None, help="Weight of the total variation regulariser [default: train.TV_WEIGHT]."),
+    content_weight: Optional[float] = typer.Option(None, help="Weight of the feature loss at relu3_3 [default: losses.CONTENT_WEIGHT]."),
+    style_weight: Optional[float] = typer.Option(None, help="Weight of the Gram style loss, relu1_2..relu4_3 [default: losses.STYLE_WEIGHT]."),
+    tv_weight: Optional[float] = typer.Option(None, help="Weight of the total variation regulariser [default: losses.TV_WEIGHT]."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     out: Optional[str] = typer.Option(None, help="Model file to write (default: the user model folder)."),
     resume: bool = typer.Option(False, help="Continue from the last saved training state."),
@@ -53,13 +53,15 @@ def train_style(
     amp: bool = typer.Option(True, help="bf16 mixed precision where the hardware has it (CUDA, AVX512-BF16/AMX CPUs)."),
 ) -> None:
     """Train a style transfer net (paper section 3.1 / 4.1)."""
-    from rtstyle.train import train_style as run
+    from rtstyle.train import StyleRecipe, train
 
     weights = {k: v for k, v in dict(content_weight=content_weight, style_weight=style_weight,
                                      tv_weight=tv_weight).items() if v is not None}
-    run(style_image, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
-        style_size=style_size, lr=lr, **weights, out=out, resume=resume, checkpoint_every=checkpoint_every, norm=norm, upsample=upsample,
-        width=width, vgg_weights=vgg_weights, seed=seed, workers=workers, device=device, amp=amp)
+    recipe = StyleRecipe(style_image, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
+                         style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width, seed=seed, amp=amp,
+                         **weights)
+    train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
+          workers=workers, device=device)
 
 
 @train_app.command("sr")
@@ -86,14 +88,13 @@ def train_sr(
                                   "starts at bicubic quality, for short trainings."),
 ) -> None:
     """Train a super-resolution net (paper section 4.2)."""
-    from rtstyle.train import train_sr as run
+    from rtstyle.train import SRRecipe, train
 
-    if scale not in (4, 8):
-        raise RtstyleError(f"--scale must be 4 or 8, not {scale}")
-    run(data, name or f"sr_x{scale}_{loss}", scale=scale, loss=loss, iterations=iterations, batch_size=batch_size,
-        patch_size=patch_size, tv_weight=tv_weight, lr=lr, out=out, resume=resume,
-        checkpoint_every=checkpoint_every, width=width, vgg_weights=vgg_weights, seed=seed, workers=workers,
-        device=device, amp=amp, residual=residual)
+    recipe = SRRecipe(data, name or f"sr_x{scale}_{loss}", scale=scale, loss=loss, iterations=iterations,
+                      batch_size=batch_size, patch_size=patch_size, tv_weight=tv_weight, lr=lr, width=width,
+                      residual=residual, seed=seed, amp=amp)
+    train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
+          workers=workers, device=device)
 
 
 @app.command("styles")
@@ -331,16 +332,9 @@ def upscale(
 
     if scale is not None and scale not in (4, 8):
         raise RtstyleError(f"--scale must be 4 or 8, not {scale}")
-    if model is None:
-        model = f"sr_x{scale or 4}_feat"
-    elif scale is not None:
-        from rtstyle.checkpoint import read_meta
-        from rtstyle.models import resolve
-
-        if read_meta(resolve(model, "sr"))["arch"].get("scale") != scale:
-            raise RtstyleError(f"model {model} does not upscale x{scale}; drop --scale or pick another --model")
-    upscale_command(input, output, model, backend, precision, device,
-                    _frame_options(side_by_side=side_by_side, tile=tile), codec, crf, batch, overwrite)
+    upscale_command(input, output, model or f"sr_x{scale or 4}_feat", backend, precision, device,
+                    _frame_options(side_by_side=side_by_side, tile=tile), codec, crf, batch, overwrite,
+                    scale=scale if model else None)
 
 
 @app.command("stylize")

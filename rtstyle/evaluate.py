@@ -14,97 +14,32 @@
 from __future__ import annotations
 
 import json
-import math
+import os
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 from tqdm import tqdm
 
+from rtstyle import gatys
+from rtstyle.data import gaussian_blur
 from rtstyle.errors import RtstyleError
 from rtstyle.imageio import list_images, read_image, to_image, to_tensor
 from rtstyle.imresize import imresize
-
-# Johnson et al. 2016, section 4.2: (PSNR dB, SSIM) on Set5. Keyed by our recipe's ``loss``
-# ("pixel" / "feat"); "srcnn" is Dong et al.'s model, for reference.
-PAPER_SR = {
-    4: {"Set5": {"bicubic": (28.43, 0.8114), "pixel": (28.40, 0.8205), "srcnn": (30.48, 0.8628),
-                 "feat": (27.09, 0.7680)}},
-    8: {"Set5": {"bicubic": (23.80, 0.6455), "pixel": (24.77, 0.6864), "feat": (23.26, 0.7058)}},
-}
-PAPER_LABELS = {"bicubic": "bicubic", "pixel": "l_pixel", "srcnn": "SRCNN", "feat": "l_feat"}
-
-
-# ---------------------------------------------------------------- metrics
-
-def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
-    """Luma of an HxWx3 uint8 RGB image as MATLAB ``rgb2ycbcr`` (BT.601, range 16-235), in float64."""
-    x = rgb.astype(np.float64)
-    return 16.0 + (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]) / 255.0
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB; infinite for identical images."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10.0 * math.log10(peak ** 2 / mse)
-
-
-def _gaussian_valid(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Separable filtering keeping only the positions where the whole window fits (MATLAB 'valid')."""
-    x = sliding_window_view(x, len(k), axis=0) @ k
-    return sliding_window_view(x, len(k), axis=1) @ k
-
-
-def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """Mean SSIM of two grayscale images (Wang et al. 2004, their ``ssim_index.m``, no downsampling)."""
-    if min(a.shape) < 11:
-        raise RtstyleError(f"SSIM needs images of at least 11x11 pixels, not {a.shape[1]}x{a.shape[0]}")
-    t = np.arange(-5, 6, dtype=np.float64)
-    k = np.exp(-t ** 2 / (2 * 1.5 ** 2))
-    k /= k.sum()
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    mu_a, mu_b = _gaussian_valid(a, k), _gaussian_valid(b, k)
-    var_a = _gaussian_valid(a * a, k) - mu_a ** 2
-    var_b = _gaussian_valid(b * b, k) - mu_b ** 2
-    cov = _gaussian_valid(a * b, k) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return float(ssim_map.mean())
-
-
-def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
-    """Crop the bottom / right so that height and width are multiples of ``scale``."""
-    h, w = img.shape[:2]
-    return img[: h - h % scale, : w - w % scale]
+from rtstyle.losses import load_style_target
+from rtstyle.metrics import modcrop, sr_scores
+from rtstyle.models import open_model
+from rtstyle.outputs import atomic_output, check_output
+from rtstyle.paper import SR as PAPER_SR, SR_LABELS as PAPER_LABELS
+from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
 
 def is_one_channel(path: Path) -> bool:
     """Whether an image file stores a single gray channel (not whether an RGB image looks gray)."""
-    import cv2
-
     img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     return img is not None and img.ndim == 2
-
-
-def sr_scores(sr: np.ndarray, hr: np.ndarray, border: int, gray: bool = False) -> tuple[float, float]:
-    """(PSNR, SSIM) of two uint8 RGB images on Y, ``border`` pixels cropped on every side.
-
-    ``gray``: the ground truth is a one-channel file (Set14's bridge). It is compared on its gray
-    values 0-255, against the output's full-range luma, as the SR literature's code does (it skips
-    ``rgb2ycbcr`` for one-channel files). Y in 16-235 instead would add 1.3 dB to bridge and 0.09 dB
-    to the Set14 mean. (Set14's man is stored as RGB and goes through Y like the others.)
-    """
-    if sr.shape != hr.shape:
-        raise RtstyleError(f"output is {sr.shape[1]}x{sr.shape[0]}, ground truth {hr.shape[1]}x{hr.shape[0]}")
-    if gray:
-        y_sr, y_hr = (rgb_to_y(sr) - 16.0) * 255.0 / 219.0, hr[..., 0].astype(np.float64)
-    else:
-        y_sr, y_hr = rgb_to_y(sr), rgb_to_y(hr)
-    if border:
-        y_sr, y_hr = y_sr[border:-border, border:-border], y_hr[border:-border, border:-border]
-    return psnr(y_sr, y_hr), ssim(y_sr, y_hr)
 
 
 # ---------------------------------------------------------------- super-resolution
@@ -117,8 +52,6 @@ def make_lr(hr: np.ndarray, scale: int, blur: float = 0.0) -> np.ndarray:
     """
     if not blur:
         return imresize(hr, 1 / scale)
-    from rtstyle.data import gaussian_blur
-
     return imresize(to_image(gaussian_blur(to_tensor(hr), blur)), 1 / scale)
 
 
@@ -177,18 +110,15 @@ def eval_sr(set_dir: str, scale: int = 4, model: str = "bicubic", *, blur: float
 
 def _sr_runner(model: str, scale: int, device: str | None, backend: str):
     """A function uint8 LR RGB -> uint8 SR RGB running the model through ``load_backend``."""
-    from rtstyle import models
-    from rtstyle.backends import load_backend
-
-    net, meta = models.load(model, kind="sr")
-    if meta["arch"]["scale"] != scale:
-        raise RtstyleError(f"model {meta['name']} upscales x{meta['arch']['scale']}, not x{scale}")
-    runner = load_backend(net, meta, backend=backend, device=device)
+    opened = open_model(model, "sr", backend, device)
+    if opened.scale != scale:
+        raise RtstyleError(f"model {opened.name} upscales x{opened.scale}, not x{scale}")
+    runner = opened.backend
 
     def run(lr: np.ndarray) -> np.ndarray:
         return to_image(runner(to_tensor(lr).to(runner.device)))
 
-    return run, meta
+    return run, opened.meta
 
 
 def format_sr_table(result: dict) -> str:
@@ -230,14 +160,10 @@ def format_sr_table(result: dict) -> str:
 # ---------------------------------------------------------------- style transfer vs Gatys
 
 def _check_json(path: str | None, overwrite: bool) -> Path | None:
-    from rtstyle.outputs import check_output
-
     return check_output([], Path(path), overwrite) if path else None
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from rtstyle.outputs import atomic_output
-
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
@@ -245,8 +171,6 @@ def _write_json(path: Path, data: dict) -> None:
 
 def center_square(rgb: np.ndarray, size: int) -> np.ndarray:
     """Resize the shorter side to ``size`` (area / bicubic), then crop the central ``size`` x ``size``."""
-    import cv2
-
     h, w = rgb.shape[:2]
     s = size / min(h, w)
     nw, nh = max(size, round(w * s)), max(size, round(h * s))
@@ -257,8 +181,6 @@ def center_square(rgb: np.ndarray, size: int) -> np.ndarray:
 
 def find_style_image(meta: dict, style_image: str | None) -> Path:
     """The style image a model was trained on: ``--style-image``, else $RTSTYLE_SHARED/data/styles/NAME."""
-    import os
-
     if style_image:
         path = Path(style_image)
     else:
@@ -294,12 +216,40 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
     ``gatys_iterations`` (one run of max(counts) iterations, measured on the image clamped to [0, 1]).
     The style target, loss layers and weights are the model's training recipe.
     """
-    from rtstyle import gatys, models
-    from rtstyle.backends import load_backend
-    from rtstyle.train import load_style_target
-    from rtstyle.vgg import STYLE_LAYERS, load_vgg16
-
     counts = sorted(set(gatys_iterations))
+    _check_style_args(counts, size, images, init)
+    folder = Path(content_dir)
+    if not folder.is_dir():
+        raise RtstyleError(f"content folder not found: {folder}")
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = open_model(style, "style", backend="torch", device=dev)
+    meta = model.meta
+    trained_on = Path(meta["data"]).resolve() if meta.get("data") else None
+    if trained_on and (folder.resolve() == trained_on or trained_on in folder.resolve().parents):
+        raise RtstyleError(f"{folder} holds the photos {meta['name']} was trained on; evaluate on held-out photos")
+    paths = list_images(folder)[:images]
+    if not paths:
+        raise RtstyleError(f"no images (png/jpg) found in {folder}")
+    out_json, out_plot = _check_json(json_path, overwrite), _check_json(plot_path, overwrite)
+    weights = _recipe_weights(meta)
+    style_path = find_style_image(meta, style_image)
+    vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
+    style_t = load_style_target(str(style_path), meta.get("recipe", {}).get("style_size", 512)).to(dev)
+    rows = []
+    for n, path in enumerate(paths):
+        print(f"[{n + 1}/{len(paths)}] {path.name}: L-BFGS for {counts[-1]} iterations at {size}x{size}")
+        x = to_tensor(center_square(read_image(path), size)).to(dev)
+        rows.append({"image": path.name, **_compare_on(x, model.backend, vgg, style_t, weights, counts, init, seed=n)})
+    result = _style_result(rows, counts, meta, style_path, folder, size, init, weights, dev)
+    print(format_style_table(result))
+    if out_json:
+        _write_json(out_json, result)
+    if out_plot:
+        plot_style(result, out_plot)
+    return result
+
+
+def _check_style_args(counts: list[int], size: int, images: int, init: str) -> None:
     if not counts or counts[0] < 1:
         raise RtstyleError("--gatys-iterations must be positive counts, e.g. 50,100,300,500")
     if size < 16 or size % 4:
@@ -308,73 +258,60 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
         raise RtstyleError(f"--images must be at least 1, not {images}")
     if init not in ("noise", "content"):
         raise RtstyleError(f"--init must be noise or content, not {init!r}")
-    folder = Path(content_dir)
-    if not folder.is_dir():
-        raise RtstyleError(f"content folder not found: {folder}")
-    net, meta = models.load(style, kind="style")
-    trained_on = Path(meta["data"]).resolve() if meta.get("data") else None
-    if trained_on and (folder.resolve() == trained_on or trained_on in folder.resolve().parents):
-        raise RtstyleError(f"{folder} holds the photos {meta['name']} was trained on; evaluate on held-out photos")
-    paths = list_images(folder)[:images]
-    if not paths:
-        raise RtstyleError(f"no images (png/jpg) found in {folder}")
-    out_json, out_plot = _check_json(json_path, overwrite), _check_json(plot_path, overwrite)
+
+
+def _recipe_weights(meta: dict) -> dict[str, float]:
+    """The model's training weights (the defaults where its card has none); its loss layers must be gatys'."""
     recipe = meta.get("recipe", {})
     weights = gatys.default_weights()
     weights.update({k: recipe[f"{k}_weight"] for k in weights if f"{k}_weight" in recipe})
     if recipe.get("content_layer", gatys.CONTENT_LAYER) != gatys.CONTENT_LAYER or \
             tuple(recipe.get("style_layers", STYLE_LAYERS)) != tuple(STYLE_LAYERS):
         raise RtstyleError(f"{meta['name']} was trained with other loss layers than rtstyle.gatys uses")
-    style_path = find_style_image(meta, style_image)
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
-    style_t = load_style_target(str(style_path), recipe.get("style_size", 512)).to(dev)
-    runner = load_backend(net, meta, backend="torch", device=dev)
+    return weights
 
-    rows = []
-    for n, path in enumerate(paths):
-        x = to_tensor(center_square(read_image(path), size)).to(dev)
-        content_feats, style_grams = gatys.targets(vgg, x, style_t)
-        started = time.perf_counter()
-        y_ff = runner(x).float().clamp(0, 1)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        ff_seconds = time.perf_counter() - started
+
+def _compare_on(x: torch.Tensor, runner, vgg, style_t: torch.Tensor, weights: dict, counts: list[int], init: str,
+                seed: int) -> dict:
+    """One photo: the objective of the net's output, and of L-BFGS's image after each of ``counts``."""
+    content_feats, style_grams = gatys.targets(vgg, x, style_t)
+
+    def objective(y: torch.Tensor) -> dict[str, float]:
         with torch.no_grad():
-            ff = {k: float(v) for k, v in gatys.gatys_objective(vgg, y_ff, content_feats, style_grams, weights).items()}
-        curve: list[float] = []
-        at: dict[int, dict[str, float]] = {}
+            return {k: float(v) for k, v in gatys.gatys_objective(vgg, y, content_feats, style_grams, weights).items()}
 
-        def record(i: int, terms: dict[str, float], y: torch.Tensor) -> None:
-            curve.append(terms["total"])  # objective of the image after i - 1 updates
-            if i in counts:
-                with torch.no_grad():
-                    at[i] = {k: float(v) for k, v in
-                             gatys.gatys_objective(vgg, y.clamp(0, 1), content_feats, style_grams, weights).items()}
+    started = time.perf_counter()
+    y_ff = runner(x).float().clamp(0, 1)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    ff_seconds = time.perf_counter() - started
+    ff = objective(y_ff)
+    curve: list[float] = []
+    at: dict[int, dict[str, float]] = {}
 
-        print(f"[{n + 1}/{len(paths)}] {path.name}: L-BFGS for {counts[-1]} iterations at {size}x{size}")
-        started = time.perf_counter()
-        gatys.optimise(x, style_t, counts[-1], vgg=vgg, weights=weights, init=init, seed=n, callback=record)
-        gatys_seconds = time.perf_counter() - started
-        rows.append({"image": path.name, "feed_forward": ff, "gatys": {str(k): at[k] for k in counts}, "curve": curve,
-                     "feed_forward_seconds": ff_seconds, "gatys_seconds_per_iteration": gatys_seconds / counts[-1]})
+    def record(i: int, terms: dict[str, float], y: torch.Tensor) -> None:
+        curve.append(terms["total"])  # objective of the image after i - 1 updates
+        if i in counts:
+            at[i] = objective(y.clamp(0, 1))
 
+    started = time.perf_counter()
+    gatys.optimise(x, style_t, counts[-1], vgg=vgg, weights=weights, init=init, seed=seed, callback=record)
+    gatys_seconds = time.perf_counter() - started
+    return {"feed_forward": ff, "gatys": {str(k): at[k] for k in counts}, "curve": curve,
+            "feed_forward_seconds": ff_seconds, "gatys_seconds_per_iteration": gatys_seconds / counts[-1]}
+
+
+def _style_result(rows: list[dict], counts: list[int], meta: dict, style_path: Path, folder: Path, size: int,
+                  init: str, weights: dict, dev: torch.device) -> dict:
     mean_ff = float(np.mean([r["feed_forward"]["total"] for r in rows]))
     mean_at = {k: float(np.mean([r["gatys"][str(k)]["total"] for r in rows])) for k in counts}
     mean_curve = np.mean([r["curve"] for r in rows], axis=0).tolist()
-    matched = crossing(list(range(len(mean_curve))), mean_curve, mean_ff)
-    result = {
+    return {
         "style": meta["name"], "style_image": style_path.name, "content": str(folder), "images": len(rows),
         "size": size, "init": init, "weights": weights, "device": str(dev),
         "feed_forward_total": mean_ff, "gatys_total": {str(k): v for k, v in mean_at.items()},
-        "gatys_iterations_to_match": matched, "per_image": rows,
+        "gatys_iterations_to_match": crossing(list(range(len(mean_curve))), mean_curve, mean_ff), "per_image": rows,
     }
-    print(format_style_table(result))
-    if out_json:
-        _write_json(out_json, result)
-    if out_plot:
-        plot_style(result, out_plot)
-    return result
 
 
 def format_style_table(result: dict) -> str:
@@ -399,12 +336,10 @@ def format_style_table(result: dict) -> str:
 
 def plot_style(result: dict, path: Path) -> None:
     """Objective vs L-BFGS iterations (mean over images), the net's objective as a horizontal line."""
-    import matplotlib
+    import matplotlib  # here, not at the top: an optional dependency that takes 0.4 s to import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from rtstyle.outputs import atomic_output
 
     curve = np.mean([r["curve"] for r in result["per_image"]], axis=0)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)

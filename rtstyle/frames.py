@@ -1,6 +1,6 @@
 """Per-frame processing on the inference device, shared by video files, images and the camera.
 
-``process(backend, meta, frames, options)`` takes uint8 RGB frames (HxWx3 or NxHxWx3), uploads them
+``process(model, frames, options)`` takes uint8 RGB frames (HxWx3 or NxHxWx3), uploads them
 once, does every conversion on the device (resize, pad to the net's multiple, inference, crop, scale
 back, colour preservation, blending, side by side) and downloads uint8 frames.
 """
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from rtstyle.backends import Backend
 from rtstyle.errors import RtstyleError
-from rtstyle.nets import multiple_of
+from rtstyle.models import Model
 
 
 @dataclass
@@ -51,14 +51,9 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
-def net_scale(meta: dict) -> int:
-    arch = meta["arch"]
-    return arch["scale"] if arch["kind"] == "sr" else 1
-
-
-def output_shape(meta: dict, height: int, width: int, options: Options) -> tuple[int, int]:
+def output_shape(model: Model, height: int, width: int, options: Options) -> tuple[int, int]:
     """(height, width) of the frames ``process`` returns for ``height`` x ``width`` input frames."""
-    s = net_scale(meta)
+    s = model.scale
     return height * s, width * s * (2 if options.side_by_side else 1)
 
 
@@ -122,7 +117,15 @@ _RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5]
 
 
 def preserve_color(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """The stylized luminance with the original's chroma (BT.601 YCbCr): the style's strokes, the source's colours."""
+    """The stylized luminance with the original's chroma (BT.601 YCbCr): the style's strokes, the source's colours.
+
+    Over a gray stylized pixel of luma 0.5, an orange original (luma 0.508) keeps its colour and
+    takes the stylized luma: each channel drops by the difference.
+
+    >>> orange, gray = torch.tensor([0.8, 0.4, 0.3]).view(1, 3, 1, 1), torch.full((1, 3, 1, 1), 0.5)
+    >>> [round(v, 3) for v in preserve_color(gray, orange).flatten().tolist()]
+    [0.792, 0.392, 0.292]
+    """
     m = _RGB_TO_YCBCR.to(stylized.device)
     luma = torch.einsum("ij,njhw->nihw", m[:1], stylized)
     chroma = torch.einsum("ij,njhw->nihw", m[1:], original)
@@ -130,10 +133,9 @@ def preserve_color(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tens
 
 
 @torch.inference_mode()
-def process_tensor(backend: Backend, meta: dict, x: torch.Tensor, options: Options) -> torch.Tensor:
+def process_tensor(model: Model, x: torch.Tensor, options: Options) -> torch.Tensor:
     """Nx3xHxW float in [0, 1] on the device -> the processed frames, still on the device."""
-    arch = meta["arch"]
-    scale, multiple = net_scale(meta), multiple_of(arch)
+    backend, scale, multiple = model.backend, model.scale, model.multiple
     h, w = x.shape[-2:]
     if options.size:
         net_w, net_h = options.size
@@ -159,22 +161,22 @@ def process_tensor(backend: Backend, meta: dict, x: torch.Tensor, options: Optio
     return y
 
 
-def process(backend: Backend, meta: dict, frames: np.ndarray, options: Options | None = None) -> np.ndarray:
+def process(model: Model, frames: np.ndarray, options: Options | None = None) -> np.ndarray:
     """uint8 RGB frames (HxWx3 or NxHxWx3) -> processed uint8 RGB frames of the same rank.
 
     Running out of memory (a frame too large for the net at full size) is a one-line error that
     names the option bounding memory: ``--tile`` for SR nets, ``--max-side`` for style nets."""
     single = frames.ndim == 3
     try:
-        x = upload(frames[None] if single else frames, backend.device)
-        y = download(process_tensor(backend, meta, x, options or Options()))
+        x = upload(frames[None] if single else frames, model.backend.device)
+        y = download(process_tensor(model, x, options or Options()))
     except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError on CUDA; a RuntimeError from the CPU allocator
         if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "allocate memory" not in str(e):
             raise
         options = options or Options()
-        hint = (f"--tile {max(16, options.tile // 2) if options.tile else 256}" if net_scale(meta) > 1 else
+        hint = (f"--tile {max(16, options.tile // 2) if options.tile else 256}" if model.scale > 1 else
                 f"--max-side {max(8, options.max_side // 2) if options.max_side else 1280}")
         h, w = frames.shape[-3:-1]
-        raise RtstyleError(f"out of memory processing {w}x{h} frames on {backend.device}; "
+        raise RtstyleError(f"out of memory processing {w}x{h} frames on {model.backend.device}; "
                            f"bound the memory with {hint} (or smaller)") from None
     return y[0] if single else y

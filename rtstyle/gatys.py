@@ -18,16 +18,17 @@ import torch
 from tqdm import tqdm
 
 from rtstyle import losses
-from rtstyle.vgg import STYLE_LAYERS, VGG16Features
+from rtstyle.errors import RtstyleError
+from rtstyle.imageio import read_image, resize_longer, to_image, to_tensor, write_image
+from rtstyle.outputs import check_output
+from rtstyle.vgg import STYLE_LAYERS, VGG16Features, load_vgg16
 
 CONTENT_LAYER = "relu3_3"
 
 
 def default_weights() -> dict[str, float]:
     """The training weights: {"content", "style", "tv"}."""
-    from rtstyle.train import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
-
-    return {"content": CONTENT_WEIGHT, "style": STYLE_WEIGHT, "tv": TV_WEIGHT}
+    return {"content": losses.CONTENT_WEIGHT, "style": losses.STYLE_WEIGHT, "tv": losses.TV_WEIGHT}
 
 
 @torch.no_grad()
@@ -104,11 +105,6 @@ def stylise_file(content_path: str, style_path: str, out: str, *, iterations: in
     The content image is resized so its longer side is ``size`` (none: as is); the style image to
     ``style_size`` (default: the same longer side as the content). Ctrl-C writes the image reached so far.
     """
-    from rtstyle.errors import RtstyleError
-    from rtstyle.imageio import read_image, resize_longer, to_image, to_tensor, write_image
-    from rtstyle.outputs import check_output
-    from rtstyle.vgg import load_vgg16
-
     if iterations < 1:
         raise RtstyleError(f"--iterations must be at least 1, not {iterations}")
     if init not in ("content", "noise"):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from rtstyle.errors import RtstyleError
+from rtstyle.outputs import atomic_output
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -54,8 +55,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     """Write an HxWx3 uint8 RGB array; the format follows the extension. Atomic: temp file, then
     rename (a full disk leaves no partial file and says so)."""
-    from rtstyle.outputs import atomic_output
-
     path = Path(path)
     ext = path.suffix.lower() or ".png"
     ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

@@ -21,7 +21,11 @@ import numpy as np
 
 
 def cubic(x: np.ndarray) -> np.ndarray:
-    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``)."""
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``).
+
+    >>> cubic(np.array([0.0, 0.5, 1.0, 1.5, 2.0])).tolist()
+    [1.0, 0.5625, 0.0, -0.0625, 0.0]
+    """
     ax = np.abs(x)
     ax2, ax3 = ax ** 2, ax ** 3
     return ((1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
@@ -29,7 +33,14 @@ def cubic(x: np.ndarray) -> np.ndarray:
 
 
 def weights_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
-    """The ``out_len x in_len`` matrix that resizes one dimension (MATLAB's ``contributions``)."""
+    """The ``out_len x in_len`` matrix that resizes one dimension (MATLAB's ``contributions``).
+
+    Each row is one output sample's weights, summing to 1:
+
+    >>> m = weights_matrix(8, 4, 0.5)
+    >>> m.shape, np.allclose(m.sum(axis=1), 1)
+    ((4, 8), True)
+    """
     if scale < 1 and antialias:
         def kernel(x):
             return scale * cubic(scale * x)
@@ -58,6 +69,13 @@ def imresize(img: np.ndarray, scale: float | None = None, size: tuple[int, int] 
     """Resize an HxW or HxWxC image like MATLAB ``imresize(img, scale)`` or ``imresize(img, [h w])``.
 
     uint8 in -> uint8 out (rounded after each pass, as MATLAB); float in -> float64 out, unclipped.
+
+    >>> flat = np.full((8, 6, 3), 200, np.uint8)
+    >>> small = imresize(flat, 0.5)
+    >>> small.shape, small.dtype.name, int(small.min()), int(small.max())   # a flat image stays flat
+    ((4, 3, 3), 'uint8', 200, 200)
+    >>> imresize(np.zeros((5, 7)), size=(10, 3)).shape
+    (10, 3)
     """
     if (scale is None) == (size is None):
         raise ValueError("give exactly one of scale and size")

@@ -1,14 +1,19 @@
-"""Finding models by name: the ones shipped in the package, then the user's own trained ones."""
+"""Finding and opening models: by name (the ones shipped in the package, then the user's own
+trained ones) or by path, loaded once into an inference backend as a ``Model``."""
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
+from rtstyle.backends import Backend, load_backend
 from rtstyle.checkpoint import load_model, read_meta, save_model
 from rtstyle.errors import RtstyleError
+from rtstyle.nets import multiple_of
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
 ENV_VAR = "RTSTYLE_MODELS"
@@ -56,14 +61,47 @@ def resolve(name_or_path: str, kind: str = "style") -> Path:
     raise RtstyleError(f"unknown {kind} model {name_or_path!r} (available: {names})")
 
 
-def load(name_or_path: str, kind: str = "style") -> tuple[nn.Module, dict]:
-    """Load a model by name or path and check it is of the expected kind."""
-    path = resolve(name_or_path, kind)
+@dataclass
+class Model:
+    """A model opened once: its net in an inference backend, and what callers ask of it."""
+
+    backend: Backend | None   # None when opened without one (``rtstyle export`` needs only the net)
+    meta: dict                # the model card (``arch``, ``recipe``, ...)
+    name: str                 # the card's name, else the file's stem
+    kind: str                 # "style" or "sr"
+    scale: int                # output size / input size: 1 for style nets
+    multiple: int             # inputs are padded to a multiple of this
+    net: nn.Module | None = None
+    path: Path | None = None
+
+    @classmethod
+    def wrap(cls, backend: Backend | None, meta: dict, net: nn.Module | None = None,
+             path: Path | None = None) -> Model:
+        """A ``Model`` around a backend (or any callable with ``device``) and its metadata."""
+        arch = meta["arch"]
+        name = meta.get("name") or (path.stem if path else "model")
+        return cls(backend, meta, name, arch["kind"], arch.get("scale", 1) if arch["kind"] == "sr" else 1,
+                   multiple_of(arch), net, path)
+
+
+def open_model(name_or_path: str, kind: str | None = "style", backend: str | None = "auto",
+               device: str | torch.device | None = None, precision: str = "fp32") -> Model:
+    """Resolve, load and check a model, and wrap it in ``backend`` (``None``: no backend, the net only).
+
+    ``kind`` is the kind the caller needs ("style", "sr"), or None for either."""
+    path = resolve(name_or_path, kind or "style")
     net, meta = load_model(path)
-    if meta["arch"]["kind"] != kind:
+    if kind is not None and meta["arch"]["kind"] != kind:
         raise RtstyleError(f"{path} is a {meta['arch']['kind']} model, not a {kind} model")
     meta.setdefault("name", path.stem)
-    return net, meta
+    runner = load_backend(net, meta, backend, device, precision) if backend else None
+    return Model.wrap(runner, meta, net, path)
+
+
+def load(name_or_path: str, kind: str = "style") -> tuple[nn.Module, dict]:
+    """Load a model's net and metadata by name or path and check it is of the expected kind."""
+    model = open_model(name_or_path, kind, backend=None)
+    return model.net, model.meta
 
 
 def ship(src: str | os.PathLike, dest_dir: Path = SHIPPED_DIR) -> Path:

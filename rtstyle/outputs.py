@@ -1,18 +1,46 @@
 """Output file safety: never write over the input, never leave a half-written file.
 
 Every command that writes a file goes through ``check_output`` (decide and validate the
-destination) and ``atomic_output`` (write to a temporary file beside it, rename when complete).
+destination) and ``atomic_output`` or ``write_atomic`` (write to a temporary file beside it,
+rename when complete).
 """
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from rtstyle.checkpoint import atomic_path, publish
 from rtstyle.errors import RtstyleError
+
+
+def atomic_path(dest: Path) -> Path:
+    """A fresh temporary path beside ``dest`` (same filesystem, so the final rename is atomic)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: Path, dest: Path) -> None:
+    """Rename a finished temporary file onto ``dest``, with the mode a new file would get
+    (mkstemp creates it private, 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, dest)
+
+
+def write_atomic(dest: Path, write) -> None:
+    """Call ``write(tmp_path)``, then rename the result onto ``dest``; on any error ``dest`` is untouched."""
+    tmp = atomic_path(dest)
+    try:
+        write(tmp)
+        publish(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -1,15 +1,18 @@
 """Video and image files through a transform net.
 
 Video: one thread decodes (PyAV, threaded decoding), one runs the net (``rtstyle.frames``), and the
-calling thread encodes and muxes; bounded queues between them give back-pressure, so the slowest
-stage (the net, ideally) sets the pace. Everything the user did not ask to change is kept: every
-frame and its timestamp, the rotation, the audio (copied when the container takes it).
+calling thread encodes and muxes (``rtstyle.writer``); bounded queues between them give
+back-pressure, so the slowest stage (the net, ideally) sets the pace. Everything the user did not
+ask to change is kept: every frame and its timestamp, the rotation, the audio (copied when the
+container takes it).
+
+Read top to bottom: the commands (``video_command``...), then ``run_video`` and its pieces, then
+the pipeline's stages.
 """
 from __future__ import annotations
 
 import heapq
 import queue
-import signal
 import sys
 import threading
 import time
@@ -20,22 +23,19 @@ from pathlib import Path
 
 import av
 import numpy as np
+from tqdm import tqdm
 
-from rtstyle.backends import Backend, load_backend
 from rtstyle.errors import RtstyleError
 from rtstyle.frames import Options, output_shape, process
 from rtstyle.imageio import IMAGE_EXTS, list_images, read_image, write_image
-from rtstyle.outputs import atomic_output, check_output
+from rtstyle.interrupt import Interruption, graceful
+from rtstyle.models import Model, open_model, read_meta, resolve
+from rtstyle.outputs import check_output
+from rtstyle.writer import VideoWriter, atomic_video, container_format, encoder_name, quality_options
 
-VIDEO_CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvpx-vp9", "vp8": "libvpx",
-                "av1": "libsvtav1"}
-# Output containers. Not AVI: it has no presentation timestamps, so B-frames and variable frame
-# rates come out in the wrong order or at the wrong times.
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 # Audio codecs the MP4/MOV muxers take without "experimental" flags; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"}
 MOV_AUDIO = MP4_AUDIO - {"flac", "opus"}  # FFmpeg writes these only in MP4
-RGB_MATRIX, BT601 = 0, 6  # AVColorSpace: AVCOL_SPC_RGB, AVCOL_SPC_SMPTE170M
 QUEUE_FRAMES = 8  # frames buffered between stages: enough to absorb jitter, little memory
 REORDER = 8       # decode-order timestamps (AVI) are sorted over this many frames
 
@@ -45,7 +45,6 @@ class Report:
     frames: int
     seconds: float
     net_seconds: float
-    interrupted: bool = False
 
     @property
     def fps(self) -> float:
@@ -61,13 +60,55 @@ class Report:
                 f"net {self.net_fps:.1f} fps{eff}")
 
 
-def load(name_or_path: str, kind: str, backend: str = "auto", precision: str = "fp32",
-         device: str | None = None) -> tuple[Backend, dict]:
-    """A model by name or path, wrapped in an inference backend: (backend, meta)."""
-    from rtstyle.models import load as load_model
+# ---------------------------------------------------------------- commands
 
-    net, meta = load_model(name_or_path, kind)
-    return load_backend(net, meta, backend=backend, device=device, precision=precision), meta
+def video_command(src: str, output: str | None, model: str, kind: str = "style", backend: str = "auto",
+                  precision: str = "fp32", device: str | None = None, options: Options | None = None,
+                  codec: str | None = None, crf: int | None = None, batch: int = 1, overwrite: bool = False) -> Report:
+    """``rtstyle video`` / ``rtstyle upscale VIDEO``: validate everything cheap first, then load and run."""
+    src_path = Path(src)
+    first = probe(src_path)
+    path = resolve(model, kind)
+    dst = Path(output) if output else default_output(src_path, path.stem, ".mp4")
+    check_video_output(src_path, dst, batch, overwrite)
+    opened = open_model(str(path), kind, backend, device, precision)
+    report = transcode(src_path, dst, opened, options or Options(), first, codec, crf, batch)
+    print(f"rtstyle: wrote {dst}: {report}", file=sys.stderr)
+    return report
+
+
+def images_command(inputs: list[str], output: str | None, model: str, kind: str = "style", backend: str = "auto",
+                   precision: str = "fp32", device: str | None = None, options: Options | None = None,
+                   overwrite: bool = False) -> list[Path]:
+    """``rtstyle stylize`` / ``rtstyle upscale IMAGE``."""
+    paths = [Path(p) for p in inputs]
+    for p in paths:
+        if not p.exists():
+            raise RtstyleError(f"input not found: {p}")
+        if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and is_video(p):
+            raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
+    opened = open_model(model, kind, backend, device, precision)
+    written = run_images(paths, Path(output) if output else None, opened, options or Options(), overwrite,
+                         name=opened.path.stem)
+    print(f"rtstyle: wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""),
+          file=sys.stderr)
+    return written
+
+
+def upscale_command(src: str, output: str | None, model: str, backend: str = "auto", precision: str = "fp32",
+                    device: str | None = None, options: Options | None = None, codec: str | None = None,
+                    crf: int | None = None, batch: int = 1, overwrite: bool = False, scale: int | None = None) -> None:
+    """Super-resolution of one image or video, decided by the file's content, not its name.
+
+    ``scale``, when given, must be the model's (checked from its card, before anything is loaded)."""
+    path = resolve(model, "sr")
+    if scale is not None and read_meta(path)["arch"].get("scale") != scale:
+        raise RtstyleError(f"model {model} does not upscale x{scale}; drop --scale or pick another --model")
+    common = dict(backend=backend, precision=precision, device=device, options=options, overwrite=overwrite)
+    if is_video(Path(src)):
+        video_command(src, output, str(path), "sr", codec=codec, crf=crf, batch=batch, **common)
+    else:
+        images_command([src], output, str(path), "sr", **common)
 
 
 def default_output(src: Path, name: str, suffix: str | None = None) -> Path:
@@ -87,13 +128,26 @@ def is_video(path: Path) -> bool:
 
 # ---------------------------------------------------------------- images
 
-def run_images(inputs: list[Path], output: Path | None, backend: Backend, meta: dict, options: Options,
+def run_images(inputs: list[Path], output: Path | None, model: Model, options: Options,
                overwrite: bool = False, progress: bool = True, name: str | None = None) -> list[Path]:
     """Process image files and folders of images. Default output: ``STEM.NAME.EXT`` beside each file;
     a folder ``DIR`` goes to ``DIR.NAME/``. With several images, ``output`` is a folder."""
-    from tqdm import tqdm
+    jobs = image_jobs(inputs, output, name or model.name)
+    for src, dest in jobs:
+        if dest.suffix.lower() not in IMAGE_EXTS:
+            raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RtstyleError(f"cannot create the output folder {dest.parent}: {e.strerror or e}") from None
+        check_output([s for s, _ in jobs], dest, overwrite)
+    for src, dest in tqdm(jobs, unit="image", disable=not progress or len(jobs) < 2):
+        write_image(dest, process(model, read_image(src), options))
+    return [dest for _, dest in jobs]
 
-    name = name or meta.get("name", "out")
+
+def image_jobs(inputs: list[Path], output: Path | None, name: str) -> list[tuple[Path, Path]]:
+    """(source, destination) of every image to process."""
     jobs: list[tuple[Path, Path]] = []
     for src in inputs:
         if src.is_dir():
@@ -108,20 +162,26 @@ def run_images(inputs: list[Path], output: Path | None, backend: Backend, meta: 
             jobs.append((src, dest))
         else:
             raise RtstyleError(f"input not found: {src}")
-    for src, dest in jobs:
-        if dest.suffix.lower() not in IMAGE_EXTS:
-            raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RtstyleError(f"cannot create the output folder {dest.parent}: {e.strerror or e}") from None
-        check_output([s for s, _ in jobs], dest, overwrite)
-    for src, dest in tqdm(jobs, unit="image", disable=not progress or len(jobs) < 2):
-        write_image(dest, process(backend, meta, read_image(src), options))
-    return [dest for _, dest in jobs]
+    return jobs
 
 
 # ---------------------------------------------------------------- video
+
+def run_video(src: Path, dst: Path, model: Model, options: Options, codec: str | None = None,
+              crf: int | None = None, batch: int = 1, overwrite: bool = False, progress: bool = True) -> Report:
+    """Process every frame of ``src`` into ``dst`` (checked first). On Ctrl-C the frames done so far
+    are finalised into a playable ``dst`` and KeyboardInterrupt is re-raised."""
+    check_video_output(src, dst, batch, overwrite)
+    return transcode(src, dst, model, options, probe(src), codec, crf, batch, progress)
+
+
+def check_video_output(src: Path, dst: Path, batch: int, overwrite: bool) -> None:
+    """Everything about the output that can be refused before any work: container, --batch, overwriting."""
+    check_output(src, dst, overwrite)
+    container_format(dst)
+    if batch < 1:
+        raise RtstyleError(f"--batch must be at least 1, not {batch}")
+
 
 def open_video(path: Path) -> av.container.InputContainer:
     if not path.is_file():
@@ -136,8 +196,10 @@ def open_video(path: Path) -> av.container.InputContainer:
     return c
 
 
-def _probe_first_frame(path: Path) -> av.VideoFrame:
-    """The first decodable frame: its size and display matrix decide the output stream's."""
+def probe(path: Path) -> av.VideoFrame:
+    """The first decodable frame (a readable video is checked by finding it): its size and display
+    matrix decide the output stream's. The pipeline opens the file afresh: seeking back is not
+    exact in every container, and the first frame must not be lost."""
     with open_video(path) as c:
         try:
             for frame in c.decode(c.streams.video[0]):
@@ -145,6 +207,154 @@ def _probe_first_frame(path: Path) -> av.VideoFrame:
         except av.error.FFmpegError as e:
             raise RtstyleError(f"{path}: cannot decode video ({e.strerror or e})") from None
     raise RtstyleError(f"{path} has no decodable video frames")
+
+
+def transcode(src: Path, dst: Path, model: Model, options: Options, first: av.VideoFrame, codec: str | None = None,
+              crf: int | None = None, batch: int = 1, progress: bool = True) -> Report:
+    """The pipeline from ``src`` to an atomically published ``dst``; the output was checked by the caller."""
+    fmt = container_format(dst)
+    inp = open_video(src)
+    vstream = inp.streams.video[0]
+    vstream.thread_type = "AUTO"
+    _warn_dropped(inp)
+    pipe = _Pipeline()
+    interrupt = Interruption(on_request=pipe.stop.set)
+    height, width = output_shape(model, first.height, first.width, options)
+    encoder = encoder_name(codec, fmt)
+    t0 = time.perf_counter()
+    try:
+        with graceful(interrupt):
+            with atomic_video(dst, fmt, _mux_options(fmt, vstream)) as (writer, tmp):
+                try:
+                    writer.add_video(encoder, vstream.average_rate or vstream.guessed_rate or 25, width + width % 2,
+                                     height + height % 2, vstream.time_base, quality_options(encoder, crf), like=first)
+                    audio = _add_audio_streams(inp, writer)
+                    pipe.start(inp, vstream, audio, model, options, batch)
+                    _encode(writer, pipe, _total_frames(inp, vstream), progress, interrupt)
+                    writer.finish()
+                finally:
+                    _close(pipe, interrupt, writer, inp, tmp)
+                if interrupt.requested.is_set():
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        _say_interrupted(dst, pipe.done, interrupt)
+        raise
+    except av.error.FFmpegError as e:
+        raise RtstyleError(f"video processing failed: {e}") from None
+    return Report(pipe.done, time.perf_counter() - t0, pipe.timing[0])
+
+
+def _mux_options(fmt: str, vstream) -> dict:
+    """MP4 edit lists count in the movie timescale (default 1000): use the video's, so a stream that
+    does not start at 0 keeps its exact first timestamp."""
+    return {"movie_timescale": str(vstream.time_base.denominator)} if fmt in ("mp4", "mov") else {}
+
+
+def _warn_dropped(inp) -> None:
+    dropped = [s for s in inp.streams if s.type not in ("video", "audio")] + list(inp.streams.video[1:])
+    if dropped:
+        kinds = ", ".join(sorted({s.type for s in dropped}))
+        print(f"rtstyle: warning: dropping {len(dropped)} stream(s) ({kinds}) not supported in the output",
+              file=sys.stderr)
+
+
+def _total_frames(inp, vstream) -> int | None:
+    """The frame count for the progress bar: the header's, else estimated (Matroska has no count)."""
+    if vstream.frames:
+        return vstream.frames
+    return round(inp.duration / 1e6 * vstream.average_rate) if inp.duration and vstream.average_rate else None
+
+
+def _add_audio_streams(inp, writer: VideoWriter) -> dict:
+    """{input stream index: (output stream, copy?)}: copy when the container takes the codec, else AAC."""
+    out = writer.container
+    streams = {}
+    allowed = {"mp4": MP4_AUDIO, "mov": MOV_AUDIO}.get(out.format.name)
+    for s in inp.streams.audio:
+        name = s.codec_context.codec.canonical_name
+        if name in out.supported_codecs and (allowed is None or name in allowed):
+            streams[s.index] = (out.add_stream_from_template(s), True)
+        else:
+            rate = s.codec_context.sample_rate or 48000
+            layout = s.codec_context.layout.name if s.codec_context.layout else "stereo"
+            codec = "libopus" if out.format.name == "webm" else "aac"
+            ostream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate, layout=layout)
+            writer.add_encoder(ostream)
+            streams[s.index] = (ostream, False)
+    return streams
+
+
+def _encode(writer: VideoWriter, pipe: _Pipeline, total: int | None, progress: bool, interrupt: Interruption) -> None:
+    """Mux what the stages deliver, in order: video frames encoded, audio packets copied or re-encoded."""
+    bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr)
+    try:
+        while (item := _get(pipe.out, pipe.stop)) is not None:
+            if item[0] == "v":
+                writer.write(item[1], item[2])
+                pipe.done += 1
+                bar.update()
+            elif item[0] == "a":
+                item[1].stream = item[2]
+                writer.mux(item[1])
+            else:
+                writer.mux(item[2].encode(item[1]))
+        if not interrupt.requested.is_set():
+            bar.total = bar.n  # the estimate (or the header's count) was off: end at 100%
+    finally:
+        pipe.stop.set()
+        bar.close()
+        pipe.join()
+    errors = [s.error for s in pipe.stages if s.error is not None]
+    if errors and not interrupt.requested.is_set():
+        raise errors[0]
+
+
+def _close(pipe: _Pipeline, interrupt: Interruption, writer: VideoWriter, inp, tmp: Path) -> None:
+    """Close both files (no stage may outlive them) and leave no file that is not worth keeping."""
+    interrupt.closing.set()
+    if interrupt.aborted.is_set():  # the stages stop within one batch
+        pipe.wait_finished()
+    writer.close()
+    inp.close()
+    if interrupt.aborted.is_set() or (interrupt.requested.is_set() and not pipe.done):
+        tmp.unlink(missing_ok=True)  # not finalised, or nothing in it: no file rather than a broken one
+
+
+def _say_interrupted(dst: Path, done: int, interrupt: Interruption) -> None:
+    if interrupt.aborted.is_set():
+        print(f"\nrtstyle: interrupted twice: stopped at once; {dst} not written", file=sys.stderr)
+    else:
+        print(f"\nrtstyle: interrupted: {dst} holds the first {done} frames and plays" if done else
+              "\nrtstyle: interrupted before the first frame; nothing written", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- pipeline stages
+
+class _Pipeline:
+    """The decode and inference threads, the queues between them and the calling thread, and the
+    event that stops them all."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.decoded, self.out = queue.Queue(QUEUE_FRAMES), queue.Queue(QUEUE_FRAMES)
+        self.stages: list[_Stage] = []
+        self.timing, self.done = [0.0], 0  # seconds in the net; frames encoded
+
+    def start(self, inp, vstream, audio: dict, model: Model, options: Options, batch: int) -> None:
+        self.stages = [_Stage(lambda: _decode(inp, vstream, audio, self.decoded, self.stop), self.decoded, self.stop),
+                       _Stage(lambda: _infer(model, options, batch, self.decoded, self.out, self.stop, self.timing),
+                              self.out, self.stop)]
+        for stage in self.stages:
+            stage.start()
+
+    def join(self) -> None:
+        for stage in self.stages:
+            stage.join()
+
+    def wait_finished(self) -> None:
+        for stage in self.stages:
+            if stage.ident is not None:
+                stage.finished.wait()
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
@@ -259,14 +469,14 @@ def _in_samples(frame: av.AudioFrame) -> av.AudioFrame:
     return frame
 
 
-def _infer(backend: Backend, meta: dict, options: Options, batch: int, q_in: queue.Queue, q_out: queue.Queue,
+def _infer(model: Model, options: Options, batch: int, q_in: queue.Queue, q_out: queue.Queue,
            stop: threading.Event, timing: list) -> None:
     """Run the net on batches of frames; audio items pass straight through."""
     frames: list = []
 
     def flush() -> bool:
         t0 = time.perf_counter()
-        out = process(backend, meta, np.stack([f for f, _ in frames]), options)
+        out = process(model, np.stack([f for f, _ in frames]), options)
         timing[0] += time.perf_counter() - t0
         ok = all(_put(q_out, ("v", y, t), stop) for y, (_, t) in zip(out, frames))
         frames.clear()
@@ -282,217 +492,3 @@ def _infer(backend: Backend, meta: dict, options: Options, batch: int, q_in: que
     if frames:
         flush()
 
-
-def yuv_matrix(first: av.VideoFrame) -> int:
-    """The YUV matrix (AVColorSpace) of the output: the source's, or BT.601 (what FFmpeg converts
-    with by default) for a source coded in RGB (PNG, QuickTime RLE...): tagging YUV as RGB would make
-    players show wrong colours, and VP9 refuses it."""
-    return BT601 if first.colorspace == RGB_MATRIX else first.colorspace
-
-
-def _add_video_stream(out, vstream, first: av.VideoFrame, codec: str, crf: int | None, height: int, width: int):
-    if codec not in av.codecs_available:
-        raise RtstyleError(f"video encoder {codec!r} is not available in this PyAV build")
-    try:
-        ovs = out.add_stream(codec, rate=vstream.average_rate or vstream.guessed_rate or 25)
-    except (ValueError, av.error.FFmpegError) as e:
-        raise RtstyleError(f"cannot encode {codec} into {out.format.name}: {e}") from None
-    ovs.width, ovs.height, ovs.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
-    ovs.time_base = ovs.codec_context.time_base = vstream.time_base
-    # The source's colour tags: frames are converted back to YUV with the matrix they were decoded with.
-    cc = ovs.codec_context
-    cc.colorspace, cc.color_primaries, cc.color_trc = yuv_matrix(first), first.color_primaries, first.color_trc
-    if codec in ("libx264", "libx265"):
-        ovs.options = {"preset": "veryfast", "crf": str(crf if crf is not None else 18)}
-    elif codec.startswith("libvpx"):
-        ovs.options = {"deadline": "realtime", "cpu-used": "8", "b": "0", "crf": str(crf if crf is not None else 30)}
-    elif crf is not None:  # hardware encoders (nvenc) call their constant-quality mode cq
-        ovs.options = {"cq" if "nvenc" in codec else "crf": str(crf)}
-    side = first.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX) if first.side_data else None
-    if side is not None:
-        ovs.set_display_matrix(np.frombuffer(bytes(side), dtype="<i4").tolist())
-    return ovs
-
-
-def _add_audio_streams(inp, out) -> dict:
-    """{input stream index: (output stream, copy?)}: copy when the container takes the codec, else AAC."""
-    streams = {}
-    allowed = {"mp4": MP4_AUDIO, "mov": MOV_AUDIO}.get(out.format.name)
-    for s in inp.streams.audio:
-        name = s.codec_context.codec.canonical_name
-        if name in out.supported_codecs and (allowed is None or name in allowed):
-            streams[s.index] = (out.add_stream_from_template(s), True)
-        else:
-            rate = s.codec_context.sample_rate or 48000
-            layout = s.codec_context.layout.name if s.codec_context.layout else "stereo"
-            codec = "libopus" if out.format.name == "webm" else "aac"
-            streams[s.index] = (out.add_stream(codec, rate=48000 if codec == "libopus" else rate, layout=layout), False)
-    return streams
-
-
-def run_video(src: Path, dst: Path, backend: Backend, meta: dict, options: Options, codec: str | None = None,
-              crf: int | None = None, batch: int = 1, overwrite: bool = False, progress: bool = True) -> Report:
-    """Process every frame of ``src`` into ``dst``. On Ctrl-C the frames done so far are finalised
-    into a playable ``dst`` and KeyboardInterrupt is re-raised."""
-    from tqdm import tqdm
-
-    fmt = CONTAINERS.get(dst.suffix.lower())
-    if fmt is None:
-        why = "AVI cannot keep the frames' timestamps" if dst.suffix.lower() == ".avi" else "unknown container"
-        raise RtstyleError(f"output {dst}: {why}; use one of {', '.join(CONTAINERS)}")
-    if batch < 1:
-        raise RtstyleError(f"--batch must be at least 1, not {batch}")
-    check_output(src, dst, overwrite)
-    codec = VIDEO_CODECS.get(codec or ("vp9" if fmt == "webm" else "h264"), codec)
-    first = _probe_first_frame(src)
-    height, width = output_shape(meta, first.height, first.width, options)
-
-    inp = open_video(src)
-    vstream = inp.streams.video[0]
-    vstream.thread_type = "AUTO"
-    dropped = [s for s in inp.streams if s.type not in ("video", "audio")] + list(inp.streams.video[1:])
-    if dropped:
-        kinds = ", ".join(sorted({s.type for s in dropped}))
-        print(f"rtstyle: warning: dropping {len(dropped)} stream(s) ({kinds}) not supported in the output",
-              file=sys.stderr)
-    stop, interrupted, timing, done = threading.Event(), threading.Event(), [0.0], 0
-    aborted, closing = threading.Event(), threading.Event()
-    q_dec, q_net = queue.Queue(QUEUE_FRAMES), queue.Queue(QUEUE_FRAMES)
-
-    def on_sigint(signum, frame):
-        """Ctrl-C stops the stages and lets this thread finish the frames in hand and finalise the
-        file: a KeyboardInterrupt between encoding and muxing would lose packets. A second Ctrl-C
-        stops at once (after the batch the net is running) and leaves no file, unless the file is
-        already being closed (milliseconds)."""
-        if interrupted.is_set() and not closing.is_set():
-            aborted.set()
-            raise KeyboardInterrupt
-        interrupted.set()
-        stop.set()
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
-    t0 = time.perf_counter()
-    try:
-        with atomic_output(dst, keep_partial_on_interrupt=True) as tmp:
-            # MP4 edit lists count in the movie timescale (default 1000): use the video's, so a
-            # stream that does not start at 0 keeps its exact first timestamp.
-            mux_options = {"movie_timescale": str(vstream.time_base.denominator)} if fmt in ("mp4", "mov") else {}
-            out = av.open(str(tmp), "w", format=fmt, options=mux_options)
-            stages: list[_Stage] = []
-            try:
-                ovs = _add_video_stream(out, vstream, first, codec, crf, height, width)
-                audio = _add_audio_streams(inp, out)
-                stages = [_Stage(lambda: _decode(inp, vstream, audio, q_dec, stop), q_dec, stop),
-                          _Stage(lambda: _infer(backend, meta, options, batch, q_dec, q_net, stop, timing), q_net, stop)]
-                for stage in stages:
-                    stage.start()
-                total = vstream.frames or (round(inp.duration / 1e6 * vstream.average_rate)
-                                           if inp.duration and vstream.average_rate else None)  # Matroska: no count
-                bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr)
-                try:
-                    while (item := _get(q_net, stop)) is not None:
-                        if item[0] == "v":
-                            rgb = item[1]
-                            if rgb.shape[0] % 2 or rgb.shape[1] % 2:
-                                rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
-                            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                            frame.pts, frame.time_base, frame.colorspace = item[2], vstream.time_base, yuv_matrix(first)
-                            out.mux(ovs.encode(frame))
-                            done += 1
-                            bar.update()
-                        elif item[0] == "a":
-                            item[1].stream = item[2]
-                            out.mux(item[1])
-                        else:
-                            out.mux(item[2].encode(item[1]))
-                    if not interrupted.is_set():
-                        bar.total = bar.n  # the estimate (or the header's count) was off: end at 100%
-                finally:
-                    stop.set()
-                    bar.close()
-                    for stage in stages:
-                        stage.join()
-                errors = [s.error for s in stages if s.error is not None]
-                if errors and not interrupted.is_set():
-                    raise errors[0]
-                for s in [ovs, *(s for s, copy in audio.values() if not copy)]:
-                    out.mux(s.encode())
-            finally:
-                closing.set()
-                if aborted.is_set():  # the stages stop within one batch: none may outlive the containers
-                    for stage in stages:
-                        if stage.ident is not None:
-                            stage.finished.wait()
-                out.close()
-                inp.close()
-                if aborted.is_set():
-                    tmp.unlink(missing_ok=True)  # not finalised: no file rather than a broken one
-            if interrupted.is_set():
-                if not done:
-                    tmp.unlink()  # nothing worth keeping: leave no file
-                raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        if aborted.is_set():
-            print(f"\nrtstyle: interrupted twice: stopped at once; {dst} not written", file=sys.stderr)
-        else:
-            print(f"\nrtstyle: interrupted: {dst} holds the first {done} frames and plays" if done else
-                  "\nrtstyle: interrupted before the first frame; nothing written", file=sys.stderr)
-        raise
-    except av.error.FFmpegError as e:
-        raise RtstyleError(f"video processing failed: {e}") from None
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    return Report(done, time.perf_counter() - t0, timing[0])
-
-
-# ---------------------------------------------------------------- commands
-
-def _model_name(model: str, kind: str) -> str:
-    from rtstyle.models import resolve
-
-    return resolve(model, kind).stem
-
-
-def video_command(src: str, output: str | None, model: str, kind: str = "style", backend: str = "auto",
-                  precision: str = "fp32", device: str | None = None, options: Options | None = None,
-                  codec: str | None = None, crf: int | None = None, batch: int = 1, overwrite: bool = False) -> Report:
-    """``rtstyle video`` / ``rtstyle upscale VIDEO``: validate everything cheap first, then load and run."""
-    src_path = Path(src)
-    open_video(src_path).close()
-    dst = Path(output) if output else default_output(src_path, _model_name(model, kind), ".mp4")
-    check_output(src_path, dst, overwrite)
-    net, meta = load(model, kind, backend, precision, device)
-    report = run_video(src_path, dst, net, meta, options or Options(), codec, crf, batch, overwrite)
-    print(f"rtstyle: wrote {dst}: {report}", file=sys.stderr)
-    return report
-
-
-def images_command(inputs: list[str], output: str | None, model: str, kind: str = "style", backend: str = "auto",
-                   precision: str = "fp32", device: str | None = None, options: Options | None = None,
-                   overwrite: bool = False) -> list[Path]:
-    """``rtstyle stylize`` / ``rtstyle upscale IMAGE``."""
-    paths = [Path(p) for p in inputs]
-    for p in paths:
-        if not p.exists():
-            raise RtstyleError(f"input not found: {p}")
-        if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and is_video(p):
-            raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
-    net, meta = load(model, kind, backend, precision, device)
-    written = run_images(paths, Path(output) if output else None, net, meta, options or Options(), overwrite,
-                         name=_model_name(model, kind))
-    print(f"rtstyle: wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""),
-          file=sys.stderr)
-    return written
-
-
-def upscale_command(src: str, output: str | None, model: str, backend: str = "auto", precision: str = "fp32",
-                    device: str | None = None, options: Options | None = None, codec: str | None = None,
-                    crf: int | None = None, batch: int = 1, overwrite: bool = False) -> None:
-    """Super-resolution of one image or video, decided by the file's content, not its name."""
-    common = dict(backend=backend, precision=precision, device=device, options=options, overwrite=overwrite)
-    if is_video(Path(src)):
-        video_command(src, output, model, "sr", codec=codec, crf=crf, batch=batch, **common)
-    else:
-        images_command([src], output, model, "sr", **common)

@@ -11,6 +11,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from rtstyle.writer import VideoWriter
+
 # The audio codec each container accepts (a container's default may be an encoder PyAV lacks).
 AUDIO_CODECS = {".mp4": "aac", ".mov": "aac", ".m4v": "aac", ".mkv": "aac", ".webm": "libopus", ".avi": "libmp3lame"}
 
@@ -45,27 +47,24 @@ def make_clip(path: str | os.PathLike, frames: int = 48, size: tuple[int, int] =
     """
     path = Path(path)
     width, height = size
-    with av.open(str(path), "w") as out:
-        video = out.add_stream(codec, rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, pix_fmt
-        video.time_base = video.codec_context.time_base = Fraction(1, 90000) if vfr else Fraction(1, fps)
+    out = VideoWriter(path)
+    try:
+        video = out.add_video(codec, fps, width, height, Fraction(1, 90000) if vfr else Fraction(1, fps),
+                              {"preset": "ultrafast", "crf": "23"} if codec == "libx264" else None, pix_fmt=pix_fmt)
         if rotate:
             video.set_display_rotation(rotate)
-        if codec == "libx264":
-            video.options = {"preset": "ultrafast", "crf": "23"}
         tone = None
         if audio:
-            tone = out.add_stream(AUDIO_CODECS.get(path.suffix.lower(), "aac"), rate=sample_rate, layout="mono")
+            tone = out.container.add_stream(AUDIO_CODECS.get(path.suffix.lower(), "aac"), rate=sample_rate, layout="mono")
         durations = vfr_durations(frames, fps) if vfr else np.full(frames, 1 / fps)
         starts = np.concatenate([[0.0], np.cumsum(durations)])
         for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
-            frame.pts = round(starts[i] / video.time_base)
-            frame.time_base = video.time_base
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
+            out.write(pattern(i, width, height), round(starts[i] / video.time_base), video.time_base)
+        out.finish()
         if tone is not None:
-            _write_tone(out, tone, starts[-1], sample_rate)
+            _write_tone(out.container, tone, starts[-1], sample_rate)
+    finally:
+        out.close()
     return path
 
 

@@ -1,7 +1,9 @@
 """Training transform nets with perceptual losses (Johnson et al. 2016, section 3).
 
-One loop serves both tasks; what differs is the loss, given as a function of a batch.
-Under ``torchrun`` it runs data-parallel (DistributedDataParallel; rank 0 logs and saves).
+A recipe (``StyleRecipe``, ``SRRecipe``) says what to train; its fields are what the model card
+records. One loop (``fit``) serves both tasks; what differs is the data and the loss, given as a
+function of a batch. Under ``torchrun`` it runs data-parallel (DistributedDataParallel; rank 0
+logs and saves).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import platform
 import random
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,18 +25,72 @@ from tqdm import tqdm
 from rtstyle import checkpoint, losses, models
 from rtstyle.data import ImageFolder, worker_init
 from rtstyle.errors import RtstyleError
-from rtstyle.imageio import read_image, resize_longer, to_tensor
 from rtstyle.nets import build_net
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
-# Loss weights for torchvision's VGG-16 on [0, 1] inputs with the paper's normalisations (eq. 2-4).
-# The paper's values were tuned for Caffe VGG on [0, 255] inputs and do not transfer. Chosen by
-# training candy.jpg on the CPU recipe (400 steps, 128 px crops): with a style weight of 20 or 4 the
-# content loss rose from ~20 to ~45 and the output was the style's texture alone; with 1 the scene
-# stays legible (content ~33, style ~27 after 170 steps). TV is a light smoothing (~0.1 untrained).
-CONTENT_WEIGHT = 1.0
-STYLE_WEIGHT = 1.0
-TV_WEIGHT = 1.0
+
+@dataclass
+class StyleRecipe:
+    """How a style transfer net is trained (paper sections 3.1 and 4.1)."""
+
+    style_image: str
+    data: str                              # folder of training photos
+    name: str
+    iterations: int = 40000                # paper: 40,000
+    batch_size: int = 4                    # per process under torchrun
+    image_size: int = 256                  # training crop size
+    style_size: int | None = 512           # the style image's longer side
+    content_weight: float = losses.CONTENT_WEIGHT
+    style_weight: float = losses.STYLE_WEIGHT
+    tv_weight: float = losses.TV_WEIGHT
+    lr: float = 1e-3
+    norm: str = "instance"                 # instance (Ulyanov et al.) or batch (paper)
+    upsample: str = "resize"               # resize (no checkerboard) or deconv (paper)
+    width: float = 1.0                     # channel width multiplier
+    seed: int = 0
+    amp: bool = True                       # bf16 mixed precision where native
+    content_layer: str = "relu3_3"
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    optimizer: str = "Adam"
+
+    def arch(self) -> dict:
+        return {"kind": "style", "norm": self.norm, "upsample": self.upsample, "width": self.width}
+
+
+@dataclass
+class SRRecipe:
+    """How a super-resolution net is trained (paper section 4.2)."""
+
+    data: str
+    name: str
+    scale: int = 4                         # 4 or 8
+    loss: str = "feat"                     # feat (relu2_2 feature loss) or pixel
+    iterations: int = 200000               # paper: 200,000
+    batch_size: int = 4
+    patch_size: int = 288                  # high-resolution patch size (paper: 288)
+    feat_weight: float = 1.0
+    pixel_weight: float = 1.0
+    tv_weight: float = 0.0
+    lr: float = 1e-3
+    norm: str = "batch"
+    upsample: str = "deconv"
+    width: float = 1.0
+    residual: bool = False                 # add the bicubic upsampling to the output (not in the paper)
+    seed: int = 0
+    amp: bool = True
+    degradation: str = "gaussian blur sigma=1, bicubic x1/scale"
+    optimizer: str = "Adam"
+
+    def __post_init__(self):
+        if self.scale not in (4, 8):
+            raise RtstyleError(f"--scale must be 4 or 8, not {self.scale}")
+        if self.loss not in ("feat", "pixel"):
+            raise RtstyleError(f"--loss must be feat or pixel, not {self.loss!r}")
+
+    def arch(self) -> dict:
+        return {"kind": "sr", "scale": self.scale, "norm": self.norm, "upsample": self.upsample, "width": self.width,
+                "residual": self.residual}
+
 
 
 def _distributed() -> tuple[int, int]:
@@ -70,11 +127,6 @@ def _batches(dataset: ImageFolder, batch_size: int, workers: int, seed: int):
                         worker_init_fn=worker_init if workers else None, drop_last=True,
                         pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
     yield from loader
-
-
-def load_style_target(style_image: str, style_size: int | None) -> torch.Tensor:
-    """The style image as a 1x3xHxW tensor, its longer side resized to ``style_size`` (if given)."""
-    return to_tensor(resize_longer(read_image(style_image), style_size))
 
 
 def style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], content_weight: float, style_weight: float,
@@ -193,69 +245,68 @@ def _setup(name: str, out: str | None, seed: int, device: str | None):
     return rank, world, dev, out_path, state_path
 
 
-def train_style(style_image: str, data: str, name: str, *, iterations: int = 40000, batch_size: int = 4,
-                image_size: int = 256, style_size: int | None = 512, content_weight: float = CONTENT_WEIGHT,
-                style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT, lr: float = 1e-3,
-                out: str | None = None, resume: bool = False, checkpoint_every: int = 1000,
-                norm: str = "instance", upsample: str = "resize", width: float = 1.0,
-                vgg_weights: str | None = None, seed: int = 0, workers: int = 2, device: str | None = None,
-                amp: bool = True) -> Path | None:
-    """Train a style transfer net on photos under ``data`` to render them in the style of ``style_image``."""
-    started = time.time()
-    rank, world, dev, out_path, state_path = _setup(name, out, seed, device)
-    dataset = ImageFolder(data, image_size, "style", seed=seed + rank)
-    style = load_style_target(style_image, style_size).to(dev)
+def _style_task(r: StyleRecipe, vgg_weights: str | None, dev: torch.device, rank: int):
+    """(dataset, loss_fn, VGG-16 hash) for style training."""
+    dataset = ImageFolder(r.data, r.image_size, "style", seed=r.seed + rank)
+    style = losses.load_style_target(r.style_image, r.style_size).to(dev)
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
     if dev.type == "cuda":
         vgg.to(memory_format=torch.channels_last)
     with torch.no_grad():
         grams_s = [losses.gram(f) for f in vgg(style).values()]
-    arch = {"kind": "style", "norm": norm, "upsample": upsample, "width": width}
-    net = build_net(arch)
-    meta = {
-        "name": name, "arch": arch, "style_image": Path(style_image).name, "data": str(data),
-        "recipe": {"iterations": iterations, "batch_size": batch_size * world, "image_size": image_size,
-                   "style_size": style_size, "content_layer": "relu3_3", "style_layers": list(STYLE_LAYERS),
-                   "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
-                   "lr": lr, "optimizer": "Adam", "seed": seed, "world_size": world},
-        "vgg16_sha256": vgg.weights_hash,
-    }
-
-    loss_fn = style_objective(vgg, grams_s, content_weight, style_weight, tv_weight)
-    batches = _batches(dataset, batch_size, workers, seed + 1000 * rank)
-    final = fit(net, loss_fn, batches, iterations=iterations, lr=lr, state_path=state_path, meta=meta,
-                resume=resume, checkpoint_every=checkpoint_every, device=dev, rank=rank, world=world,
-                mixed_precision=amp)
-    return _finish(net, meta, final, out_path, started, dev, rank)
+    return dataset, style_objective(vgg, grams_s, r.content_weight, r.style_weight, r.tv_weight), vgg.weights_hash
 
 
-def train_sr(data: str, name: str, *, scale: int = 4, loss: str = "feat", iterations: int = 200000,
-             batch_size: int = 4, patch_size: int = 288, feat_weight: float = 1.0, pixel_weight: float = 1.0,
-             tv_weight: float = 0.0, lr: float = 1e-3, out: str | None = None, resume: bool = False,
-             checkpoint_every: int = 1000, norm: str = "batch", upsample: str = "deconv", width: float = 1.0,
-             vgg_weights: str | None = None, seed: int = 0, workers: int = 2, device: str | None = None,
-             amp: bool = True, residual: bool = False) -> Path | None:
-    """Train a x4 or x8 super-resolution net with the feature loss at relu2_2 (``feat``) or the pixel loss."""
-    if loss not in ("feat", "pixel"):
-        raise RtstyleError(f"--loss must be feat or pixel, not {loss!r}")
+def _sr_task(r: SRRecipe, vgg_weights: str | None, dev: torch.device, rank: int):
+    """(dataset, loss_fn, VGG-16 hash or None) for super-resolution training."""
+    dataset = ImageFolder(r.data, r.patch_size, "sr", scale=r.scale, seed=r.seed + rank)
+    vgg = load_vgg16(vgg_weights, ("relu2_2",), dev) if r.loss == "feat" else None
+    loss_fn = sr_objective(vgg, r.feat_weight if r.loss == "feat" else r.pixel_weight, r.tv_weight)
+    return dataset, loss_fn, vgg.weights_hash if vgg is not None else None
+
+
+def model_card(recipe: StyleRecipe | SRRecipe, world: int, vgg_hash: str | None) -> dict:
+    """What a trained model records about itself: the recipe as given (batch size summed over processes)."""
+    meta = {"name": recipe.name, "arch": recipe.arch()}
+    if isinstance(recipe, StyleRecipe):
+        meta["style_image"] = Path(recipe.style_image).name
+    meta["data"] = str(recipe.data)
+    meta["recipe"] = {**asdict(recipe), "batch_size": recipe.batch_size * world, "world_size": world}
+    meta["vgg16_sha256"] = vgg_hash
+    return meta
+
+
+def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: bool = False,
+          checkpoint_every: int = 1000, vgg_weights: str | None = None, workers: int = 2,
+          device: str | None = None) -> Path | None:
+    """Train the net ``recipe`` describes and save it to ``out`` (default: the user model folder)."""
     started = time.time()
-    rank, world, dev, out_path, state_path = _setup(name, out, seed, device)
-    dataset = ImageFolder(data, patch_size, "sr", scale=scale, seed=seed + rank)
-    vgg = load_vgg16(vgg_weights, ("relu2_2",), dev) if loss == "feat" else None
-    arch = {"kind": "sr", "scale": scale, "norm": norm, "upsample": upsample, "width": width, "residual": residual}
-    net = build_net(arch)
-    meta = {
-        "name": name, "arch": arch, "data": str(data),
-        "recipe": {"loss": loss, "iterations": iterations, "batch_size": batch_size * world, "patch_size": patch_size,
-                   "degradation": "gaussian blur sigma=1, bicubic x1/scale", "feat_weight": feat_weight,
-                   "pixel_weight": pixel_weight, "tv_weight": tv_weight, "lr": lr, "optimizer": "Adam",
-                   "seed": seed, "world_size": world},
-        "vgg16_sha256": vgg.weights_hash if vgg is not None else None,
-    }
-
-    loss_fn = sr_objective(vgg, feat_weight if loss == "feat" else pixel_weight, tv_weight)
-    batches = _batches(dataset, batch_size, workers, seed + 1000 * rank)
-    final = fit(net, loss_fn, batches, iterations=iterations, lr=lr, state_path=state_path, meta=meta,
+    rank, world, dev, out_path, state_path = _setup(recipe.name, out, recipe.seed, device)
+    task = _style_task if isinstance(recipe, StyleRecipe) else _sr_task
+    dataset, loss_fn, vgg_hash = task(recipe, vgg_weights, dev, rank)
+    net = build_net(recipe.arch())  # after the VGG-16: its construction draws from the same seeded generator
+    meta = model_card(recipe, world, vgg_hash)
+    batches = _batches(dataset, recipe.batch_size, workers, recipe.seed + 1000 * rank)
+    final = fit(net, loss_fn, batches, iterations=recipe.iterations, lr=recipe.lr, state_path=state_path, meta=meta,
                 resume=resume, checkpoint_every=checkpoint_every, device=dev, rank=rank, world=world,
-                mixed_precision=amp)
+                mixed_precision=recipe.amp)
     return _finish(net, meta, final, out_path, started, dev, rank)
+
+
+RUN_OPTIONS = ("out", "resume", "checkpoint_every", "vgg_weights", "workers", "device")
+
+
+def _run(recipe_type: type, options: dict, **given) -> Path | None:
+    recipe = recipe_type(**given, **{k: v for k, v in options.items() if k not in RUN_OPTIONS})
+    return train(recipe, **{k: v for k, v in options.items() if k in RUN_OPTIONS})
+
+
+def train_style(style_image: str, data: str, name: str, **options) -> Path | None:
+    """Train a style transfer net on photos under ``data`` in the style of ``style_image``;
+    ``options`` are ``StyleRecipe`` fields and ``train``'s keyword arguments."""
+    return _run(StyleRecipe, options, style_image=style_image, data=data, name=name)
+
+
+def train_sr(data: str, name: str, **options) -> Path | None:
+    """Train a x4 or x8 super-resolution net; ``options`` as for ``train_style``, with ``SRRecipe`` fields."""
+    return _run(SRRecipe, options, data=data, name=name)

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from rtstyle import backends as B
-from rtstyle import export as E
+from rtstyle.backends import cache
+from rtstyle.backends import tensorrt as E
 from rtstyle.backends.compiled import CompiledBackend, bucket
 from rtstyle.checkpoint import load_model
 from rtstyle.errors import RtstyleError
@@ -24,7 +25,7 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (none on this
 @pytest.fixture(autouse=True)
 def engines(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.getbasetemp() / "engines"
-    monkeypatch.setenv(E.ENGINE_DIR_ENV, str(folder))
+    monkeypatch.setenv(cache.ENGINE_DIR_ENV, str(folder))
     return folder
 
 

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import make_model
-from rtstyle import export as E
+from rtstyle.backends import cache
+from rtstyle.backends import tensorrt as E
+from rtstyle.backends.onnx import cached_onnx
 from rtstyle.backends.onnxrt import OnnxRuntimeBackend
 from rtstyle.checkpoint import load_model
 from rtstyle.cli import main
@@ -32,7 +34,7 @@ SMALL = {"opt": "64x64", "max": "128x128"}
 def engines(tmp_path_factory, monkeypatch) -> Path:
     """One engine folder for the session, so each tiny model is exported to ONNX once."""
     folder = tmp_path_factory.getbasetemp() / "engines"
-    monkeypatch.setenv(E.ENGINE_DIR_ENV, str(folder))
+    monkeypatch.setenv(cache.ENGINE_DIR_ENV, str(folder))
     return folder
 
 
@@ -83,7 +85,7 @@ def test_fp16_onnx_keeps_instance_norm_in_fp32_and_stays_close(shared, tiny):
     import onnxruntime
 
     net, meta = tiny
-    model = onnx.load(str(E.cached_onnx(net, meta, "fp16")))
+    model = onnx.load(str(cached_onnx(net, meta, "fp16")))
     graph = model.graph
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
     producers = {o: n for n in graph.node for o in n.output}
@@ -95,8 +97,8 @@ def test_fp16_onnx_keeps_instance_norm_in_fp32_and_stays_close(shared, tiny):
     assert users == {("InstanceNormalization", 1), ("InstanceNormalization", 2), ("Resize", 2)}, users
     x = to_tensor(cv2.resize(read_image(shared / "data" / "content" / "chicago.jpg"), (356, 236))).numpy()
     run = lambda path, a: onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": a})[0]  # noqa: E731
-    a = run(E.cached_onnx(net, meta), x)
-    b = run(E.cached_onnx(net, meta, "fp16"), x.astype(np.float16)).astype(np.float32)
+    a = run(cached_onnx(net, meta), x)
+    b = run(cached_onnx(net, meta, "fp16"), x.astype(np.float16)).astype(np.float32)
     psnr = 10 * np.log10(1 / np.mean((a - b) ** 2))
     assert psnr >= 40, psnr
 
@@ -117,7 +119,7 @@ def test_engine_build_cache_and_rebuilds(tiny, tmp_path, capsys):
     net, meta = tiny
     prof = E.profile(meta, SMALL, 2)
     path = E.ensure_engine(net, meta, "fp16", prof)
-    assert path.name == f"tiny-{E.model_hash(net, meta)}-fp16-{E.gpu_name(TRT)}-trt{E.trt_version(TRT)}.engine"
+    assert path.name == f"tiny-{cache.model_hash(net, meta)}-fp16-{E.gpu_name(TRT)}-trt{E.trt_version(TRT)}.engine"
     side = json.loads(path.with_suffix(".json").read_text())
     assert side["precision"] == "fp16" and side["profile"] == prof and side["tensorrt"] == E.trt_version(TRT)
     assert path.stat().st_size > 10_000

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from rtstyle.backends import load_backend
 from rtstyle.errors import RtstyleError
 from rtstyle.frames import Options, output_shape, parse_size, preserve_color, process
-from rtstyle.models import load
+from rtstyle.models import Model, load
 
 
 class Recorder:
@@ -33,7 +33,7 @@ def frames(n=2, h=37, w=51, seed=0):
 def test_any_size_is_padded_to_the_multiple_and_cropped_back():
     net = Recorder()
     x = frames()
-    y = process(net, STYLE, x)
+    y = process(Model.wrap(net, STYLE), x)
     assert net.shapes == [(2, 3, 40, 52)]          # reflect-padded to multiples of 4
     assert y.shape == x.shape and y.dtype == np.uint8
     np.testing.assert_array_equal(y, 255 - x)      # crop back exactly: the padding never leaks in
@@ -41,25 +41,25 @@ def test_any_size_is_padded_to_the_multiple_and_cropped_back():
 
 def test_single_frame_keeps_its_rank():
     x = frames(1)[0]
-    assert process(Recorder(), STYLE, x).shape == x.shape
+    assert process(Model.wrap(Recorder(), STYLE), x).shape == x.shape
 
 
 def test_max_side_and_size_run_the_net_smaller_and_scale_back():
     net = Recorder()
-    y = process(net, STYLE, frames(1, 120, 200), Options(max_side=50))
+    y = process(Model.wrap(net, STYLE), frames(1, 120, 200), Options(max_side=50))
     assert net.shapes == [(1, 3, 32, 52)] and y.shape == (1, 120, 200, 3)  # 30x50 padded to 32x52
     net = Recorder()
-    y = process(net, STYLE, frames(1, 120, 200), Options(size=(64, 48)))
+    y = process(Model.wrap(net, STYLE), frames(1, 120, 200), Options(size=(64, 48)))
     assert net.shapes == [(1, 3, 48, 64)] and y.shape == (1, 120, 200, 3)
     net = Recorder()
-    process(net, STYLE, frames(1, 40, 60), Options(max_side=100))   # never upscales
+    process(Model.wrap(net, STYLE), frames(1, 40, 60), Options(max_side=100))   # never upscales
     assert net.shapes == [(1, 3, 40, 60)]
 
 
 def test_strength_blends_with_the_original():
     x = frames()
-    np.testing.assert_array_equal(process(Recorder(), STYLE, x, Options(strength=0.0)), x)
-    half = process(Recorder(), STYLE, x, Options(strength=0.5)).astype(int)
+    np.testing.assert_array_equal(process(Model.wrap(Recorder(), STYLE), x, Options(strength=0.0)), x)
+    half = process(Model.wrap(Recorder(), STYLE), x, Options(strength=0.5)).astype(int)
     assert np.abs(half - 127.5).max() <= 1  # halfway between x and 255 - x
 
 
@@ -75,14 +75,14 @@ def test_preserve_color_keeps_chroma_and_takes_luminance():
 
 def test_side_by_side_is_original_then_processed():
     x = frames()
-    y = process(Recorder(), STYLE, x, Options(side_by_side=True))
-    assert y.shape == (2, 37, 102, 3) == (2, *output_shape(STYLE, 37, 51, Options(side_by_side=True)), 3)
+    y = process(Model.wrap(Recorder(), STYLE), x, Options(side_by_side=True))
+    assert y.shape == (2, 37, 102, 3) == (2, *output_shape(Model.wrap(None, STYLE), 37, 51, Options(side_by_side=True)), 3)
     np.testing.assert_array_equal(y[:, :, :51], x)
     np.testing.assert_array_equal(y[:, :, 51:], 255 - x)
 
 
 def test_sr_output_is_scaled():
-    y = process(Recorder(4), SR4, frames(1, 10, 13))
+    y = process(Model.wrap(Recorder(4), SR4), frames(1, 10, 13))
     assert y.shape == (1, 40, 52, 3)
 
 
@@ -90,22 +90,22 @@ def test_sr_tiles_are_seamless(tiny_sr):
     net, meta = load(str(tiny_sr), "sr")
     backend = load_backend(net, meta, backend="torch", device="cpu")
     x = frames(1, 30, 45)
-    whole = process(backend, meta, x)
-    tiled = process(backend, meta, x, Options(tile=16, tile_overlap=16))
+    whole = process(Model.wrap(backend, meta), x)
+    tiled = process(Model.wrap(backend, meta), x, Options(tile=16, tile_overlap=16))
     assert tiled.shape == whole.shape == (1, 120, 180, 3)
     assert np.abs(whole.astype(int) - tiled).max() <= 1  # identical up to float rounding
 
 
 def test_tiles_bound_the_net_input():
     net = Recorder(4)
-    process(net, SR4, frames(1, 40, 40), Options(tile=16, tile_overlap=4))
+    process(Model.wrap(net, SR4), frames(1, 40, 40), Options(tile=16, tile_overlap=4))
     assert max(s[-1] for s in net.shapes) <= 16 + 2 * 4 and len(net.shapes) == 9
 
 
 def test_real_style_net_on_odd_frames(tiny_style):
     net, meta = load(str(tiny_style), "style")
     backend = load_backend(net, meta, backend="torch", device="cpu")
-    y = process(backend, meta, frames(2, 29, 35), Options(preserve_color=True, strength=0.7))
+    y = process(Model.wrap(backend, meta), frames(2, 29, 35), Options(preserve_color=True, strength=0.7))
     assert y.shape == (2, 29, 35, 3) and y.std() > 0
 
 

@@ -33,10 +33,10 @@ def test_objective_weights_terms_and_content_term_vanishes_at_the_content(vgg):
 
 
 def test_default_weights_are_the_training_weights():
-    from rtstyle import train
+    from rtstyle import losses
 
-    assert gatys.default_weights() == {"content": train.CONTENT_WEIGHT, "style": train.STYLE_WEIGHT,
-                                       "tv": train.TV_WEIGHT}
+    assert gatys.default_weights() == {"content": losses.CONTENT_WEIGHT, "style": losses.STYLE_WEIGHT,
+                                       "tv": losses.TV_WEIGHT}
 
 
 def test_one_iteration_is_one_vgg_forward_and_backward(vgg):

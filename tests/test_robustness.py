@@ -29,7 +29,8 @@ import torch
 from conftest import make_model
 from fuzz import generators as G
 from fuzz import oracle as O
-from rtstyle import export as E
+from rtstyle.backends import cache
+from rtstyle.backends import tensorrt as E
 from rtstyle.checkpoint import save_training_state
 from rtstyle.cli import main
 from rtstyle.imageio import read_image
@@ -51,7 +52,7 @@ def setup(tmp_path_factory, request):
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FUZZ_CACHE", str(tmp_path_factory.mktemp("excerpts")))
-        mp.setenv(E.ENGINE_DIR_ENV, str(tmp_path_factory.mktemp("engines")))
+        mp.setenv(cache.ENGINE_DIR_ENV, str(tmp_path_factory.mktemp("engines")))
         yield
     torch.set_num_threads(before)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
@@ -538,7 +539,7 @@ def test_damaged_backend_choice_file_means_measure_again(content, tmp_path, mode
     from rtstyle.backends import CPU_CHOICE_FILE
 
     image = G.write_image(tmp_path / "in.png", (16, 12))
-    choice = E.engine_dir() / CPU_CHOICE_FILE
+    choice = cache.engine_dir() / CPU_CHOICE_FILE
     if content.startswith("ALL:"):  # every remembered entry damaged the same way
         assert cli(capfd, "stylize", image, "-o", tmp_path / "first.png", "--style", models["style"])[0] == 0
         known = json.loads(choice.read_text())
@@ -558,7 +559,7 @@ def test_damaged_cached_onnx_is_exported_again(damage, tmp_path, models, capfd):
     image = G.write_image(tmp_path / "in.png", (16, 12))
     args = ["stylize", image, "--style", models["style"], "--backend", "onnxruntime"]
     assert cli(capfd, *args, "-o", tmp_path / "first.png")[0] == 0
-    onnx_file = next(E.engine_dir().glob("tiny-*-fp32.onnx"))
+    onnx_file = next(cache.engine_dir().glob("tiny-*-fp32.onnx"))
     data = onnx_file.read_bytes()
     onnx_file.write_bytes({"truncated": data[:len(data) // 3], "empty": b"",
                            "zeroed": data[:64] + bytes(len(data) // 2) + data[64 + len(data) // 2:]}[damage])

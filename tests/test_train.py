@@ -21,7 +21,7 @@ def _style_setup(shared, vgg_weights, size=64):
     style = torch.nn.functional.interpolate(to_tensor(read_image(shared / "data/styles/mosaic.jpg")), size=(128, 128))
     with torch.no_grad():
         grams = [losses.gram(f) for f in vgg(style).values()]
-    loss_fn = train.style_objective(vgg, grams, train.CONTENT_WEIGHT, train.STYLE_WEIGHT, train.TV_WEIGHT)
+    loss_fn = train.style_objective(vgg, grams, losses.CONTENT_WEIGHT, losses.STYLE_WEIGHT, losses.TV_WEIGHT)
     data = ImageFolder(shared / "data/train", size, "style")
     return loss_fn, data
 

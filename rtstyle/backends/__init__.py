@@ -20,15 +20,19 @@ import platform
 import time
 from typing import Protocol
 
+import onnxruntime
 import torch
 from torch import nn
 
-from rtstyle.errors import RtstyleError
-from rtstyle.export import say
+from rtstyle.backends import onnxrt
+from rtstyle.backends.cache import CPU_CHOICE_FILE, cpu_choice, read_cpu_choices, remember_cpu_choices  # noqa: F401 (CPU_CHOICE_FILE: part of this interface)
+from rtstyle.backends.compiled import CompiledBackend
+from rtstyle.backends.tensorrt import TensorRTBackend, import_tensorrt
+from rtstyle.backends.torch_eager import TorchBackend
+from rtstyle.errors import RtstyleError, say
 
 BACKENDS = ("auto", "tensorrt", "compile", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16")
-CPU_CHOICE_FILE = "cpu-backend.json"
 PROBE_SIZE = 256  # square input the CPU choice is measured at
 
 
@@ -55,26 +59,16 @@ def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str 
     if backend == "auto":
         return _auto(net, meta, device, precision)
     if backend == "torch":
-        from rtstyle.backends.torch_eager import TorchBackend
-
         return TorchBackend(net, device, precision)
     if backend == "onnxruntime":
-        from rtstyle.backends.onnxrt import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(net, meta, device, precision)
+        return onnxrt.OnnxRuntimeBackend(net, meta, device, precision)
     if backend == "compile":
-        from rtstyle.backends.compiled import CompiledBackend
-
         return CompiledBackend(net, device, precision)
-    from rtstyle.backends.tensorrt import TensorRTBackend
-
     return TensorRTBackend(net, meta, device, precision)
 
 
 def _auto(net: nn.Module, meta: dict, device: torch.device, precision: str) -> Backend:
     if device.type == "cuda":
-        from rtstyle.export import import_tensorrt
-
         choice = "tensorrt" if import_tensorrt() is not None else "compile"
         say(f"backend auto: {choice} ({'TensorRT importable' if choice == 'tensorrt' else 'no TensorRT'}, "
              f"CUDA {torch.cuda.get_device_name(device)})")
@@ -86,8 +80,6 @@ def _auto(net: nn.Module, meta: dict, device: torch.device, precision: str) -> B
 
 def _cpu_key(meta: dict) -> str:
     """What the CPU measurement depends on: the architecture, this CPU and thread count, the versions."""
-    import onnxruntime
-
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -119,29 +111,15 @@ def measure_cpu(candidates: dict[str, Backend], size: int = PROBE_SIZE, rounds: 
 
 def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: str) -> Backend:
     """Eager PyTorch or ONNX Runtime, whichever measured faster for this architecture on this CPU."""
-    from rtstyle.backends.onnxrt import OnnxRuntimeBackend
-    from rtstyle.backends.torch_eager import TorchBackend
-    from rtstyle.checkpoint import write_atomic
-    from rtstyle.export import engine_dir
-
     if precision != "fp32":
         raise RtstyleError("fp16 needs a CUDA device; use --precision fp32 on the CPU")
-    path = engine_dir() / CPU_CHOICE_FILE
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    known = known if isinstance(known, dict) else {}  # a damaged or hand-edited file: measure again
-    key = _cpu_key(meta)
-    ms = known.get(key)
-    if not (isinstance(ms, dict) and set(ms) == {"torch", "onnxruntime"}
-            and all(isinstance(v, (int, float)) for v in ms.values())):
-        ms = None
+    known, key = read_cpu_choices(), _cpu_key(meta)
+    ms = cpu_choice(known, key)
     if ms and min(ms, key=ms.get) == "torch":
         say(f"backend auto: torch (faster on this CPU when measured: {_fmt(ms)})")
         return TorchBackend(net, device, precision)
     try:
-        ort = OnnxRuntimeBackend(net, meta, device)
+        ort = onnxrt.OnnxRuntimeBackend(net, meta, device)
     except Exception as e:  # an export or session failure must not stop a run that eager PyTorch can do
         say(f"backend auto: torch (ONNX Runtime unavailable for this model: {e.__class__.__name__}: {str(e)[:200]})")
         return TorchBackend(net, device, precision)
@@ -151,11 +129,7 @@ def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: st
     candidates = {"torch": TorchBackend(net, device, precision), "onnxruntime": ort}
     ms = measure_cpu(candidates)
     known[key] = ms
-    try:
-        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(known, indent=1)))
-        remembered = f"remembered in {path}"
-    except OSError as e:  # a read-only or full cache folder costs a measurement next time, not this run
-        remembered = f"not remembered: {e.strerror or e}"
+    remembered = remember_cpu_choices(known)
     choice = min(ms, key=ms.get)
     say(f"backend auto: {choice} (measured now on this CPU: {_fmt(ms)}; {remembered})")
     return candidates[choice]

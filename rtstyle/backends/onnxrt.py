@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import torch
 from torch import nn
 
+from rtstyle.backends.onnx import cached_onnx
 from rtstyle.errors import RtstyleError
 
 
@@ -14,8 +16,6 @@ def session_options(threads: int | None = None):
     as large as PyTorch's, sequential execution (the nets are a chain: a second, inter-op pool only
     competes for the same cores), and workers that sleep instead of spinning between ops, which
     leaves the cores to the video pipeline's decode and encode threads."""
-    import onnxruntime as ort
-
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -32,10 +32,6 @@ class OnnxRuntimeBackend:
 
     def __init__(self, net: nn.Module, meta: dict, device: torch.device | None = None, precision: str = "fp32",
                  threads: int | None = None):
-        import onnxruntime as ort
-
-        from rtstyle.export import cached_onnx
-
         self.device = torch.device(device or "cpu")
         if self.device.type != "cpu":
             raise RtstyleError("the onnxruntime backend runs on the CPU; on CUDA use --backend tensorrt or compile")

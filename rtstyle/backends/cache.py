@@ -1,0 +1,87 @@
+"""The engine folder: where exported ONNX files, TensorRT engines and the CPU backend choice are cached.
+
+Every cached file is keyed by ``model_hash`` (the weights and architecture), so a retrained model
+never runs through a stale export.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rtstyle.outputs import write_atomic
+
+ENGINE_DIR_ENV = "RTSTYLE_ENGINE_DIR"
+CPU_CHOICE_FILE = "cpu-backend.json"
+
+
+def engine_dir() -> Path:
+    """Where exported ONNX files, engines and CPU measurements are cached.
+
+    $RTSTYLE_ENGINE_DIR if set; else the checkout's ``engines/`` folder when rtstyle runs from a
+    source tree (it is git-ignored); else, for an installed package, ~/.cache/rtstyle/engines.
+    """
+    if os.environ.get(ENGINE_DIR_ENV):
+        return Path(os.environ[ENGINE_DIR_ENV])
+    checkout = Path(__file__).resolve().parents[2] / "engines"
+    if (checkout / "README.md").is_file() and os.access(checkout, os.W_OK):
+        return checkout
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rtstyle" / "engines"
+
+
+def model_hash(net: nn.Module, meta: dict) -> str:
+    """12 hex digits identifying the weights and architecture (not the file they came from)."""
+    h = hashlib.sha256(json.dumps(meta["arch"], sort_keys=True).encode())
+    for name, t in sorted(net.state_dict().items()):
+        t = t.detach().to("cpu", torch.float32 if t.is_floating_point() else t.dtype).contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a model or GPU name."""
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "model"
+
+
+def cached_stem(net: nn.Module, meta: dict) -> str:
+    """``<name>-<model hash>``: how every cached file of this model begins."""
+    return f"{slug(meta.get('name', 'model'))}-{model_hash(net, meta)}"
+
+
+def write_bytes(dest: Path, data: bytes) -> None:
+    write_atomic(dest, lambda tmp: tmp.write_bytes(data))
+
+
+def read_cpu_choices() -> dict:
+    """The remembered CPU measurements {key: {backend: ms}}; a damaged or hand-edited file reads as empty."""
+    try:
+        known = json.loads((engine_dir() / CPU_CHOICE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def cpu_choice(known: dict, key: str) -> dict[str, float] | None:
+    """The measurement remembered under ``key``, if it is a complete, well-formed one."""
+    ms = known.get(key)
+    if isinstance(ms, dict) and set(ms) == {"torch", "onnxruntime"} and \
+            all(isinstance(v, (int, float)) for v in ms.values()):
+        return ms
+    return None
+
+
+def remember_cpu_choices(known: dict) -> str:
+    """Write the measurements; says where, or why not (a read-only or full folder costs a
+    measurement next time, not this run)."""
+    path = engine_dir() / CPU_CHOICE_FILE
+    try:
+        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(known, indent=1)))
+        return f"remembered in {path}"
+    except OSError as e:
+        return f"not remembered: {e.strerror or e}"

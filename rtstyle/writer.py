@@ -1,0 +1,142 @@
+"""Writing video files with PyAV: one place for the encoder set-up every writer shares.
+
+``VideoWriter`` opens a container, adds a video stream (codec and its quality options, even frame
+size, time base, the source's colour tags and display matrix), encodes RGB frames at the
+timestamps it is given and flushes its encoders when finished. ``atomic_video`` writes it to a
+temporary file beside the destination and renames it there once finalised, also after a Ctrl-C.
+Used by the video pipeline (``rtstyle.stream``), the camera recorder, the benchmark's naive loop
+and the synthetic test clips.
+"""
+from __future__ import annotations
+
+import contextlib
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from rtstyle.errors import RtstyleError
+from rtstyle.outputs import atomic_output
+
+VIDEO_CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvpx-vp9", "vp8": "libvpx",
+                "av1": "libsvtav1"}
+# Output containers. Not AVI: it has no presentation timestamps, so B-frames and variable frame
+# rates come out in the wrong order or at the wrong times.
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+RGB_MATRIX, BT601 = 0, 6  # AVColorSpace: AVCOL_SPC_RGB, AVCOL_SPC_SMPTE170M
+
+
+def container_format(dst: Path) -> str:
+    """The FFmpeg muxer for an output file name; AVI and unknown extensions are refused."""
+    fmt = CONTAINERS.get(dst.suffix.lower())
+    if fmt is None:
+        why = "AVI cannot keep the frames' timestamps" if dst.suffix.lower() == ".avi" else "unknown container"
+        raise RtstyleError(f"output {dst}: {why}; use one of {', '.join(CONTAINERS)}")
+    return fmt
+
+
+def encoder_name(codec: str | None, fmt: str) -> str:
+    """``h264``/``vp9``/... (or an FFmpeg encoder name) -> the encoder; the container's default if None."""
+    return VIDEO_CODECS.get(codec or ("vp9" if fmt == "webm" else "h264"), codec)
+
+
+def quality_options(codec: str, crf: int | None) -> dict[str, str]:
+    """Fast encoder settings at constant quality ``crf`` (the encoder's default quality when None)."""
+    if codec in ("libx264", "libx265"):
+        return {"preset": "veryfast", "crf": str(crf if crf is not None else 18)}
+    if codec.startswith("libvpx"):
+        return {"deadline": "realtime", "cpu-used": "8", "b": "0", "crf": str(crf if crf is not None else 30)}
+    if crf is not None:  # hardware encoders (nvenc) call their constant-quality mode cq
+        return {"cq" if "nvenc" in codec else "crf": str(crf)}
+    return {}
+
+
+def yuv_matrix(first: av.VideoFrame) -> int:
+    """The YUV matrix (AVColorSpace) of the output: the source's, or BT.601 (what FFmpeg converts
+    with by default) for a source coded in RGB (PNG, QuickTime RLE...): tagging YUV as RGB would make
+    players show wrong colours, and VP9 refuses it."""
+    return BT601 if first.colorspace == RGB_MATRIX else first.colorspace
+
+
+class VideoWriter:
+    """One output container with one encoded video stream (and whatever streams callers add)."""
+
+    def __init__(self, path: str | Path, fmt: str | None = None, options: dict | None = None):
+        self.container = av.open(str(path), "w", format=fmt, options=options or {})
+        self.stream: av.VideoStream | None = None
+        self.encoders: list = []  # streams this writer encodes into, flushed by ``finish``
+        self.colorspace: int | None = None
+        self.frames = 0
+        self.closed = False
+
+    def add_video(self, codec: str, rate, width: int, height: int, time_base: Fraction, options: dict | None = None,
+                  like: av.VideoFrame | None = None, pix_fmt: str = "yuv420p") -> av.VideoStream:
+        """A ``width`` x ``height`` stream (yuv420p needs even sizes: frames smaller than the stream are
+        edge-padded); ``like``, a source frame, lends its colour tags and display matrix (rotation)."""
+        if codec not in av.codecs_available:
+            raise RtstyleError(f"video encoder {codec!r} is not available in this PyAV build")
+        try:
+            s = self.container.add_stream(codec, rate=rate, options=options or {})
+        except (ValueError, av.error.FFmpegError) as e:
+            raise RtstyleError(f"cannot encode {codec} into {self.container.format.name}: {e}") from None
+        s.width, s.height, s.pix_fmt = width, height, pix_fmt
+        s.time_base = s.codec_context.time_base = time_base
+        self.time_base = time_base  # the muxer may change the stream's when it writes the header
+        if like is not None:
+            # The source's colour tags: frames are converted back to YUV with the matrix they were decoded with.
+            cc = s.codec_context
+            self.colorspace = cc.colorspace = yuv_matrix(like)
+            cc.color_primaries, cc.color_trc = like.color_primaries, like.color_trc
+            side = like.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX) if like.side_data else None
+            if side is not None:
+                s.set_display_matrix(np.frombuffer(bytes(side), dtype="<i4").tolist())
+        self.stream = s
+        self.encoders.append(s)
+        return s
+
+    def add_encoder(self, stream) -> None:
+        """Another stream this writer encodes into (re-encoded audio): flushed by ``finish`` too."""
+        self.encoders.append(stream)
+
+    def write(self, rgb: np.ndarray, pts: int, time_base: Fraction | None = None) -> None:
+        """Encode one HxWx3 uint8 RGB frame at ``pts``, in ``time_base`` (default: the one the stream
+        was added with), edge-padded to the stream's size."""
+        s = self.stream
+        ph, pw = s.height - rgb.shape[0], s.width - rgb.shape[1]
+        if ph or pw:
+            rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts, frame.time_base = pts, time_base or self.time_base
+        if self.colorspace is not None:
+            frame.colorspace = self.colorspace
+        self.container.mux(s.encode(frame))
+        self.frames += 1
+
+    def mux(self, packets) -> None:
+        self.container.mux(packets)
+
+    def finish(self) -> None:
+        """Flush every encoder: the frames they still hold reach the file."""
+        for s in self.encoders:
+            self.container.mux(s.encode())
+
+    def close(self) -> None:
+        """Write the trailer and close the file (after ``finish``, or to abandon it); once."""
+        if not self.closed:
+            self.closed = True
+            self.container.close()
+
+
+@contextlib.contextmanager
+def atomic_video(dst: Path, fmt: str, options: dict | None = None) -> Iterator[tuple[VideoWriter, Path]]:
+    """(writer, temporary path): the file is renamed onto ``dst`` when the block completes, also on a
+    Ctrl-C once the caller has finished a shorter file; it is closed in every case. A caller that
+    wants no file (nothing worth keeping) unlinks the temporary path before leaving."""
+    with atomic_output(dst, keep_partial_on_interrupt=True) as tmp:
+        writer = VideoWriter(tmp, fmt, options)
+        try:
+            yield writer, tmp
+        finally:
+            writer.close()
