@@ -162,13 +162,15 @@ def process_tensor(model: Model, x: torch.Tensor, options: Options) -> torch.Ten
 
 
 def process(model: Model, frames: np.ndarray, options: Options | None = None) -> np.ndarray:
-    """uint8 RGB frames (HxWx3 or NxHxWx3) -> processed uint8 RGB frames of the same rank.
+    """uint8 RGB frames (HxWx3 or NxHxWx3, or a ``yuv.YuvBatch``) -> processed uint8 RGB frames of the same rank.
 
     Running out of memory (a frame too large for the net at full size) is a one-line error that
     names the option bounding memory: ``--tile`` for SR nets, ``--max-side`` for style nets."""
     single = frames.ndim == 3
     try:
-        x = upload(frames[None] if single else frames, model.backend.device)
+        device = model.backend.device
+        # A ``yuv.YuvBatch`` (decoded planes) uploads and converts itself on the device.
+        x = frames.upload(device) if hasattr(frames, "upload") else upload(frames[None] if single else frames, device)
         y = download(process_tensor(model, x, options or Options()))
     except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError on CUDA; a RuntimeError from the CPU allocator
         if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "allocate memory" not in str(e):

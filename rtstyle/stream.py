@@ -22,9 +22,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 from tqdm import tqdm
 
+from rtstyle import yuv
 from rtstyle.errors import RtstyleError
 from rtstyle.frames import Options, output_shape, process
 from rtstyle.imageio import IMAGE_EXTS, list_images, read_image, write_image
@@ -168,11 +168,13 @@ def image_jobs(inputs: list[Path], output: Path | None, name: str) -> list[tuple
 # ---------------------------------------------------------------- video
 
 def run_video(src: Path, dst: Path, model: Model, options: Options, codec: str | None = None,
-              crf: int | None = None, batch: int = 1, overwrite: bool = False, progress: bool = True) -> Report:
+              crf: int | None = None, batch: int = 1, overwrite: bool = False, progress: bool = True,
+              device_yuv: bool | None = None) -> Report:
     """Process every frame of ``src`` into ``dst`` (checked first). On Ctrl-C the frames done so far
-    are finalised into a playable ``dst`` and KeyboardInterrupt is re-raised."""
+    are finalised into a playable ``dst`` and KeyboardInterrupt is re-raised. ``device_yuv``: convert
+    YUV to RGB on the inference device (``rtstyle.yuv``; default: on CUDA)."""
     check_video_output(src, dst, batch, overwrite)
-    return transcode(src, dst, model, options, probe(src), codec, crf, batch, progress)
+    return transcode(src, dst, model, options, probe(src), codec, crf, batch, progress, device_yuv)
 
 
 def check_video_output(src: Path, dst: Path, batch: int, overwrite: bool) -> None:
@@ -210,7 +212,7 @@ def probe(path: Path) -> av.VideoFrame:
 
 
 def transcode(src: Path, dst: Path, model: Model, options: Options, first: av.VideoFrame, codec: str | None = None,
-              crf: int | None = None, batch: int = 1, progress: bool = True) -> Report:
+              crf: int | None = None, batch: int = 1, progress: bool = True, device_yuv: bool | None = None) -> Report:
     """The pipeline from ``src`` to an atomically published ``dst``; the output was checked by the caller."""
     fmt = container_format(dst)
     inp = open_video(src)
@@ -229,7 +231,8 @@ def transcode(src: Path, dst: Path, model: Model, options: Options, first: av.Vi
                     writer.add_video(encoder, vstream.average_rate or vstream.guessed_rate or 25, width + width % 2,
                                      height + height % 2, vstream.time_base, quality_options(encoder, crf), like=first)
                     audio = _add_audio_streams(inp, writer)
-                    pipe.start(inp, vstream, audio, model, options, batch)
+                    pipe.start(inp, vstream, audio, model, options, batch,
+                               yuv.use_device_yuv(model.backend.device, device_yuv))
                     _encode(writer, pipe, _total_frames(inp, vstream), progress, interrupt)
                     writer.finish()
                 finally:
@@ -340,8 +343,9 @@ class _Pipeline:
         self.stages: list[_Stage] = []
         self.timing, self.done = [0.0], 0  # seconds in the net; frames encoded
 
-    def start(self, inp, vstream, audio: dict, model: Model, options: Options, batch: int) -> None:
-        self.stages = [_Stage(lambda: _decode(inp, vstream, audio, self.decoded, self.stop), self.decoded, self.stop),
+    def start(self, inp, vstream, audio: dict, model: Model, options: Options, batch: int, planes: bool) -> None:
+        self.stages = [_Stage(lambda: _decode(inp, vstream, audio, self.decoded, self.stop, planes), self.decoded,
+                              self.stop),
                        _Stage(lambda: _infer(model, options, batch, self.decoded, self.out, self.stop, self.timing),
                               self.out, self.stop)]
         for stage in self.stages:
@@ -400,9 +404,9 @@ class _Stage(threading.Thread):
             self.finished.set()
 
 
-def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event) -> None:
-    """Demux and decode: video frames as RGB arrays with display timestamps; audio packets to copy
-    or frames to re-encode, in file order."""
+def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event, planes: bool = False) -> None:
+    """Demux and decode: video frames as RGB arrays (or YUV planes, ``planes``) with display
+    timestamps; audio packets to copy or frames to re-encode, in file order."""
     heap, pending, last, last_dts, skipped = [], deque(), None, {}, Counter()
     step = max(1, round(1 / (vstream.average_rate * vstream.time_base))) if vstream.average_rate else 1
 
@@ -425,7 +429,7 @@ def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event) ->
             for frame in frames or []:
                 t = frame.pts if frame.pts is not None else frame.dts
                 heapq.heappush(heap, t if t is not None else (last or 0) + step * (len(pending) + 1))
-                pending.append(frame.to_ndarray(format="rgb24"))
+                pending.append(yuv.host_frame(frame, planes))
             if not emit(False):
                 return
         else:
@@ -476,7 +480,7 @@ def _infer(model: Model, options: Options, batch: int, q_in: queue.Queue, q_out:
 
     def flush() -> bool:
         t0 = time.perf_counter()
-        out = process(model, np.stack([f for f, _ in frames]), options)
+        out = process(model, yuv.batch([f for f, _ in frames]), options)
         timing[0] += time.perf_counter() - t0
         ok = all(_put(q_out, ("v", y, t), stop) for y, (_, t) in zip(out, frames))
         frames.clear()
