@@ -11,7 +11,7 @@ ifneq ($(wildcard $(VGG)),)
 export RTSTYLE_VGG16 ?= $(VGG)
 endif
 
-.PHONY: venv demo test fuzz bench tensorrt-rtx clean models
+.PHONY: venv demo test fuzz bench tensorrt-rtx clean models gpu-kit gpu-kit-smoke
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,6 +44,16 @@ fuzz: venv
 
 bench: venv
 	$(BIN)/rtstyle bench
+
+# The GPU kit (issue 15; README "GPU kit"): packs .gpukit/ (git-ignored) for one call of the device
+# tool, checks the 64 MiB it may move and prints that call. RESUME=OUT/models.tar packs a
+# retrain-only carry that continues an earlier call's models. gpu-kit-smoke runs the kit here (CPU).
+gpu-kit: venv
+	$(BIN)/python benchmarks/gpu_kit_prepare.py --shared $(SHARED) $(if $(RESUME),--resume $(RESUME))
+
+gpu-kit-smoke: venv
+	$(BIN)/python benchmarks/gpu_kit_prepare.py --smoke --shared $(SHARED) --carry out/gpukit-smoke/carry
+	$(BIN)/python benchmarks/gpu_kit.py --smoke --carry out/gpukit-smoke/carry --out out/gpukit-smoke/out --work out/gpukit-smoke/work
 
 clean:
 	rm -rf $(VENV) out runs .pytest_cache

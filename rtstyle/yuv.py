@@ -63,11 +63,13 @@ def to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, kr_kb: tuple[float
     """Nx1xHxW Y and Nx1xhxw U, V (uint8, any device) -> Nx3xHxW float RGB in [0, 1].
 
     Chroma is upsampled by repetition (each chroma sample covers its 2x2 or 2x1 block), as
-    swscale's default conversion does. A limited-range mid grey (Y 126, U = V = 128) is 0.5:
+    swscale's default conversion does. Limited-range white is Y 235 (full range: 255), no chroma 128:
 
-    >>> g = torch.full((1, 1, 2, 2), 126, dtype=torch.uint8); c = torch.full((1, 1, 1, 1), 128, dtype=torch.uint8)
-    >>> round(to_rgb(g, c, c, BT601, False)[0, :, 0, 0].tolist()[1], 3)
-    0.5
+    >>> y = torch.full((1, 1, 2, 2), 235, dtype=torch.uint8); c = torch.full((1, 1, 1, 1), 128, dtype=torch.uint8)
+    >>> [round(v, 4) for v in to_rgb(y, c, c, BT601, False)[0, :, 0, 0].tolist()]
+    [1.0, 1.0, 1.0]
+    >>> [round(v, 4) for v in to_rgb(y, c, c, BT601, True)[0, :, 0, 0].tolist()]
+    [0.9216, 0.9216, 0.9216]
     """
     kr, kb = kr_kb
     yf, uf, vf = y.float(), u.float() - 128, v.float() - 128

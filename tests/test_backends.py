@@ -19,7 +19,11 @@ from rtstyle.checkpoint import load_model
 from rtstyle.errors import RtstyleError
 
 CUDA = torch.cuda.is_available()
-needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (none on this machine)")
+
+
+def needs_cuda(test):
+    """Marked ``cuda`` (``pytest -m cuda`` runs these: the GPU kit does) and skipped without a GPU."""
+    return pytest.mark.cuda(pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (none on this machine)")(test))
 
 
 @pytest.fixture(autouse=True)

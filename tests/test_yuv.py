@@ -112,3 +112,14 @@ def test_pipeline_with_device_yuv_matches_host_conversion(tmp_path):
 def test_auto_is_on_cuda_only():
     assert yuv.use_device_yuv(torch.device("cuda")) and not yuv.use_device_yuv(torch.device("cpu"))
     assert yuv.use_device_yuv(torch.device("cpu"), True)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+def test_cuda_conversion_matches_cpu():
+    with av.open(encoded("yuv420p", 1, 1, 1920, 1080)) as c:
+        frames = [yuv.host_frame(f, True) for f in c.decode(video=0)]
+    batch = yuv.batch(frames)
+    on_gpu = batch.upload(torch.device("cuda"))
+    assert on_gpu.device.type == "cuda" and on_gpu.shape == (3, 3, 1080, 1920)
+    assert (on_gpu.cpu() - batch.upload(torch.device("cpu"))).abs().max() < 1e-5
