@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
