@@ -29,7 +29,7 @@ from rtstyle.errors import RtstyleError
 from rtstyle.frames import Options, output_shape, process
 from rtstyle.imageio import IMAGE_EXTS, list_images, read_image, write_image
 from rtstyle.interrupt import Interruption, graceful
-from rtstyle.models import Model, open_model, read_meta, resolve
+from rtstyle.models import Model, model_label, open_model, read_meta, resolve
 from rtstyle.outputs import check_output
 from rtstyle.writer import VideoWriter, atomic_video, container_format, encoder_name, quality_options
 
@@ -69,9 +69,9 @@ def video_command(src: str, output: str | None, model: str, kind: str = "style",
     src_path = Path(src)
     first = probe(src_path)
     path = resolve(model, kind)
-    dst = Path(output) if output else default_output(src_path, path.stem, ".mp4")
+    dst = Path(output) if output else default_output(src_path, model_label(model, path), ".mp4")
     check_video_output(src_path, dst, batch, overwrite)
-    opened = open_model(str(path), kind, backend, device, precision)
+    opened = open_model(model, kind, backend, device, precision)
     report = transcode(src_path, dst, opened, options or Options(), first, codec, crf, batch)
     print(f"rtstyle: wrote {dst}: {report}", file=sys.stderr)
     return report
@@ -89,7 +89,7 @@ def images_command(inputs: list[str], output: str | None, model: str, kind: str 
             raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
     opened = open_model(model, kind, backend, device, precision)
     written = run_images(paths, Path(output) if output else None, opened, options or Options(), overwrite,
-                         name=opened.path.stem)
+                         name=model_label(model, opened.path))
     print(f"rtstyle: wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""),
           file=sys.stderr)
     return written

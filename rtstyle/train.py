@@ -25,15 +25,22 @@ from tqdm import tqdm
 from rtstyle import checkpoint, losses, models
 from rtstyle.data import ImageFolder, worker_init
 from rtstyle.errors import RtstyleError
-from rtstyle.nets import build_net
+from rtstyle.nets import build_net, one_hot
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
 
 @dataclass
 class StyleRecipe:
-    """How a style transfer net is trained (paper sections 3.1 and 4.1)."""
+    """How a style transfer net is trained (paper sections 3.1 and 4.1).
 
-    style_image: str
+    Several style images train one multi-style net (conditional instance norm, Dumoulin et al.
+    2017): each training image gets a random one of them. ``balanced`` divides each Gram layer's
+    distance by the mean distance of unchanged training photos to that painting at that layer, so
+    one ``style_weight`` serves every painting. ``temporal_weight`` > 0 adds Wang et al.'s (2020)
+    compound regularisation for stable video.
+    """
+
+    style_image: str | tuple[str, ...]     # one style image, or several for a multi-style net
     data: str                              # folder of training photos
     name: str
     iterations: int = 40000                # paper: 40,000
@@ -47,14 +54,36 @@ class StyleRecipe:
     norm: str = "instance"                 # instance (Ulyanov et al.) or batch (paper)
     upsample: str = "resize"               # resize (no checkerboard) or deconv (paper)
     width: float = 1.0                     # channel width multiplier
+    edge_kernel: int = 9                   # first and last conv's kernel (paper: 9)
+    balanced: bool = False                 # per-layer style loss normalised by photos' distance to the painting
+    temporal_weight: float = 0.0           # compound regularisation weight (0: off)
+    temporal_noise: float = 0.02           # std of the Gaussian noise added to the warped input
     seed: int = 0
     amp: bool = True                       # bf16 mixed precision where native
     content_layer: str = "relu3_3"
     style_layers: tuple[str, ...] = STYLE_LAYERS
     optimizer: str = "Adam"
 
+    def __post_init__(self):
+        if not isinstance(self.style_image, str):
+            self.style_image = tuple(str(p) for p in self.style_image)
+            names = self.style_names()
+            if len(set(names)) != len(names):
+                raise RtstyleError(f"style images need distinct file names (they name the styles): {', '.join(names)}")
+
+    def style_images(self) -> list[str]:
+        return [self.style_image] if isinstance(self.style_image, str) else list(self.style_image)
+
+    def style_names(self) -> list[str]:
+        return [Path(p).stem for p in self.style_images()]
+
     def arch(self) -> dict:
-        return {"kind": "style", "norm": self.norm, "upsample": self.upsample, "width": self.width}
+        arch = {"kind": "style", "norm": self.norm, "upsample": self.upsample, "width": self.width}
+        if self.edge_kernel != 9:  # (absent = the paper's 9, as in models trained before the option)
+            arch["edge_kernel"] = self.edge_kernel
+        if not isinstance(self.style_image, str):
+            arch["styles"] = self.style_names()
+        return arch
 
 
 @dataclass
@@ -141,6 +170,58 @@ def style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], content_weight:
     return loss_fn
 
 
+def multi_style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], norms: torch.Tensor | None, r: StyleRecipe,
+                          multi: bool) -> Callable:
+    """``loss_fn(net, x)`` for a multi-style net (each image a random style) or a single-style one.
+
+    ``grams_s`` are per layer (styles, C, C); ``norms`` (styles, layers) the per-layer normalisers of
+    the balanced loss, or None for the paper's plain sum. With ``r.temporal_weight`` the batch is also
+    warped by a small random motion and noised, and the output must move with it."""
+    styles = grams_s[0].shape[0]
+
+    def loss_fn(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        idx = torch.randint(styles, (x.shape[0],))
+        mix = one_hot(idx, styles).to(x.device)
+        run = (lambda inp: model(inp, mix)) if multi else model
+        y_hat = run(x)
+        with torch.no_grad():
+            content_target = vgg(x)[r.content_layer]
+        feats = vgg(y_hat)
+        content = losses.feature_loss(feats[r.content_layer].float(), content_target.float())
+        grams = [losses.gram(f) for f in feats.values()]
+        targets = [g[idx.to(g.device)] for g in grams_s]
+        style = (losses.balanced_style_loss(grams, targets, norms[idx.to(norms.device)]) if norms is not None
+                 else losses.style_loss(grams, targets))
+        tv = losses.tv_loss(y_hat.float())
+        terms = {"content": content, "style": style, "tv": tv}
+        total = r.content_weight * content + r.style_weight * style + r.tv_weight * tv
+        if r.temporal_weight:
+            grid, moved = losses.random_warp(x)
+            moved = (moved + r.temporal_noise * torch.randn_like(moved)).clamp(0, 1)
+            terms["temporal"] = losses.temporal_loss(run(moved.to(x.dtype)), y_hat, grid)
+            total = total + r.temporal_weight * terms["temporal"]
+        return {"total": total, **terms}
+    return loss_fn
+
+
+def photo_norms(vgg: nn.Module, grams_s: list[torch.Tensor], data: str, size: int, photos: int = 16) -> torch.Tensor:
+    """(styles, layers): the mean Gram distance of ``photos`` unchanged training photos (the first
+    ones, centre crops at the training size: deterministic, so a resumed run gets the same) to each
+    painting, per layer: the balanced loss's normalisers."""
+    from rtstyle.data import resize_short_side
+    from rtstyle.imageio import list_images, read_image, to_tensor
+    dists = []
+    with torch.no_grad():
+        for path in list_images(data)[:photos]:
+            rgb = resize_short_side(read_image(path), size)
+            h, w = rgb.shape[:2]
+            crop = rgb[(h - size) // 2:(h - size) // 2 + size, (w - size) // 2:(w - size) // 2 + size]
+            x = to_tensor(crop).to(grams_s[0].device)
+            grams = [losses.gram(f) for f in vgg(x).values()]
+            dists.append(torch.stack([((g - s) ** 2).sum(dim=(1, 2)) for g, s in zip(grams, grams_s)], dim=1))
+    return torch.stack(dists).mean(dim=0)
+
+
 def sr_objective(vgg: nn.Module | None, weight: float, tv_weight: float) -> Callable:
     """``loss_fn(net, (lr, hr))`` for SR: the feature loss at relu2_2 when ``vgg`` is given, else the pixel loss."""
     def loss_fn(model: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -180,7 +261,8 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
     model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    recent: dict[str, list[float]] = {}
+    # the last 50 steps' losses travel in the state, so a run stopped and finished later still reports them
+    recent: dict[str, list[float]] = dict(state.get("recent", {})) if start else {}
     bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=rank != 0,
                unit="it", dynamic_ncols=True, desc=meta["name"])
     model.train()
@@ -188,7 +270,8 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
     def save(step: int) -> None:
         if rank == 0:
             checkpoint.save_training_state(state_path, {
-                "model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "meta": meta})
+                "model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "meta": meta,
+                "recent": recent})
 
     step = start
     try:
@@ -246,32 +329,59 @@ def _setup(name: str, out: str | None, seed: int, device: str | None):
 
 
 def _style_task(r: StyleRecipe, vgg_weights: str | None, dev: torch.device, rank: int):
-    """(dataset, loss_fn, VGG-16 hash) for style training."""
+    """(dataset, loss_fn, VGG-16 hash, card entries) for style training."""
     dataset = ImageFolder(r.data, r.image_size, "style", seed=r.seed + rank)
-    style = losses.load_style_target(r.style_image, r.style_size).to(dev)
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
     if dev.type == "cuda":
         vgg.to(memory_format=torch.channels_last)
     with torch.no_grad():
-        grams_s = [losses.gram(f) for f in vgg(style).values()]
-    return dataset, style_objective(vgg, grams_s, r.content_weight, r.style_weight, r.tv_weight), vgg.weights_hash
+        per_style = [[losses.gram(f) for f in vgg(losses.load_style_target(p, r.style_size).to(dev)).values()]
+                     for p in r.style_images()]
+    grams_s = [torch.cat(layer) for layer in zip(*per_style)]  # per layer: (styles, C, C)
+    card = {}
+    norms = None
+    if r.balanced:
+        norms = photo_norms(vgg, grams_s, r.data, r.image_size)
+        card["style_norms"] = {n: [round(v, 4) for v in row] for n, row in zip(r.style_names(), norms.tolist())}
+    multi = not isinstance(r.style_image, str)
+    return dataset, multi_style_objective(vgg, grams_s, norms, r, multi), vgg.weights_hash, card
 
 
 def _sr_task(r: SRRecipe, vgg_weights: str | None, dev: torch.device, rank: int):
-    """(dataset, loss_fn, VGG-16 hash or None) for super-resolution training."""
+    """(dataset, loss_fn, VGG-16 hash or None, card entries) for super-resolution training."""
     dataset = ImageFolder(r.data, r.patch_size, "sr", scale=r.scale, seed=r.seed + rank)
     vgg = load_vgg16(vgg_weights, ("relu2_2",), dev) if r.loss == "feat" else None
     loss_fn = sr_objective(vgg, r.feat_weight if r.loss == "feat" else r.pixel_weight, r.tv_weight)
-    return dataset, loss_fn, vgg.weights_hash if vgg is not None else None
+    return dataset, loss_fn, vgg.weights_hash if vgg is not None else None, {}
+
+
+def portable(path: str) -> str:
+    """A path as a model card records it: under ``$RTSTYLE_SHARED`` relative to it, else the file or
+    folder name alone (a card names its data, not the machine it was trained on).
+
+    >>> portable("/home/me/photos/train")
+    'train'
+    """
+    shared = os.environ.get("RTSTYLE_SHARED")
+    p = Path(path).resolve()
+    if shared and p.is_relative_to(Path(shared).resolve()):
+        return "$RTSTYLE_SHARED/" + p.relative_to(Path(shared).resolve()).as_posix()
+    return p.name
 
 
 def model_card(recipe: StyleRecipe | SRRecipe, world: int, vgg_hash: str | None) -> dict:
     """What a trained model records about itself: the recipe as given (batch size summed over processes)."""
     meta = {"name": recipe.name, "arch": recipe.arch()}
+    given = asdict(recipe)
     if isinstance(recipe, StyleRecipe):
-        meta["style_image"] = Path(recipe.style_image).name
-    meta["data"] = str(recipe.data)
-    meta["recipe"] = {**asdict(recipe), "batch_size": recipe.batch_size * world, "world_size": world}
+        files = [Path(p).name for p in recipe.style_images()]
+        if isinstance(recipe.style_image, str):
+            meta["style_image"] = files[0]
+        else:
+            meta["styles"], meta["style_images"] = recipe.style_names(), files
+        given["style_image"] = [portable(p) for p in recipe.style_images()]
+    meta["data"] = given["data"] = portable(recipe.data)
+    meta["recipe"] = {**given, "batch_size": recipe.batch_size * world, "world_size": world}
     meta["vgg16_sha256"] = vgg_hash
     return meta
 
@@ -283,9 +393,9 @@ def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: boo
     started = time.time()
     rank, world, dev, out_path, state_path = _setup(recipe.name, out, recipe.seed, device)
     task = _style_task if isinstance(recipe, StyleRecipe) else _sr_task
-    dataset, loss_fn, vgg_hash = task(recipe, vgg_weights, dev, rank)
+    dataset, loss_fn, vgg_hash, card = task(recipe, vgg_weights, dev, rank)
     net = build_net(recipe.arch())  # after the VGG-16: its construction draws from the same seeded generator
-    meta = model_card(recipe, world, vgg_hash)
+    meta = {**model_card(recipe, world, vgg_hash), **card}
     batches = _batches(dataset, recipe.batch_size, workers, recipe.seed + 1000 * rank)
     final = fit(net, loss_fn, batches, iterations=recipe.iterations, lr=recipe.lr, state_path=state_path, meta=meta,
                 resume=resume, checkpoint_every=checkpoint_every, device=dev, rank=rank, world=world,
