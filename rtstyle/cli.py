@@ -8,9 +8,18 @@ import os
 import sys
 from typing import Optional
 
+import errno
+
 import typer
 
+try:  # recent typer ships its own click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
 from rtstyle.errors import RtstyleError
+
+STREAM_ERRORS = (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF, errno.EFBIG, errno.EDQUOT)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Real-time neural style transfer and super-resolution (Johnson et al. 2016).")
@@ -42,6 +51,7 @@ def train_style(
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     out: Optional[str] = typer.Option(None, help="Model file to write (default: the user model folder)."),
     resume: bool = typer.Option(False, help="Continue from the last saved training state."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out model file."),
     checkpoint_every: int = typer.Option(1000, help="Save the training state every N steps."),
     norm: str = typer.Option("instance", help="instance (Ulyanov et al.) or batch (paper)."),
     upsample: str = typer.Option("resize", help="resize (no checkerboard) or deconv (paper)."),
@@ -61,7 +71,7 @@ def train_style(
                          style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width, seed=seed, amp=amp,
                          **weights)
     train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
-          workers=workers, device=device)
+          workers=workers, device=device, overwrite=overwrite)
 
 
 @train_app.command("sr")
@@ -77,6 +87,7 @@ def train_sr(
     lr: float = typer.Option(1e-3),
     out: Optional[str] = typer.Option(None),
     resume: bool = typer.Option(False),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out model file."),
     checkpoint_every: int = typer.Option(1000),
     width: float = typer.Option(1.0),
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
@@ -94,7 +105,7 @@ def train_sr(
                       batch_size=batch_size, patch_size=patch_size, tv_weight=tv_weight, lr=lr, width=width,
                       residual=residual, seed=seed, amp=amp)
     train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
-          workers=workers, device=device)
+          workers=workers, device=device, overwrite=overwrite)
 
 
 @app.command("styles")
@@ -381,27 +392,77 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code.
 
-    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130.
+    Usage errors (unknown option, missing argument, bad value) are one line like every other error
+    (exit 2); Ctrl-C exits 130.
     """
+    _standard_streams()
     try:
-        app(args=argv, prog_name="rtstyle")
-        return 0
+        code = app(args=argv, prog_name="rtstyle", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except SystemExit as e:
+        stream = e.__context__  # typer turns a closed pipe into a silent exit 1
+        if isinstance(stream, OSError) and stream.errno in STREAM_ERRORS and not stream.filename:
+            return _error(f"cannot write the output stream: {os.strerror(stream.errno)}", 2)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except NoArgsIsHelpError as e:  # `rtstyle`, `rtstyle train`: the help, as before
+        print(e.format_message(), file=sys.stderr)
+        return 2
+    except UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        return _error(f"{' '.join(e.format_message().split())}{where}", 2)
+    except ClickException as e:
+        return _error(" ".join(e.format_message().split()), e.exit_code)
     except RtstyleError as e:
-        print(f"rtstyle: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
+        return _error(str(e), e.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         print("rtstyle: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # not a file rtstyle writes (those are RtstyleErrors): stdout or stderr
+        if e.errno in STREAM_ERRORS and not e.filename:
+            return _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)
+        return _internal(e)
     except Exception as e:  # last resort: a bug, still reported in one line
-        if os.environ.get("RTSTYLE_DEBUG"):
-            raise
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"rtstyle: internal error: {e.__class__.__name__}: {detail} (set RTSTYLE_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
+        return _internal(e)
+
+
+def _error(message: str, code: int) -> int:
+    try:
+        print(f"rtstyle: error: {message}", file=sys.stderr, flush=True)
+    except OSError:  # stderr itself is full or gone: the exit code still tells
+        pass
+    return code
+
+
+def _internal(e: Exception) -> int:
+    if os.environ.get("RTSTYLE_DEBUG"):
+        raise e
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    print(f"rtstyle: internal error: {e.__class__.__name__}: {detail} (set RTSTYLE_DEBUG=1 for the traceback)",
+          file=sys.stderr)
+    return 1
+
+
+def _standard_streams() -> None:
+    """Descriptors 0-2 open, on /dev/null if the caller closed them (`2>&-`): otherwise the next
+    file opened takes the number, and FFmpeg's and OpenCV's messages for stderr land in the output
+    video. Python then has no sys.stderr either: one is made, so errors still cost no traceback."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if fd and getattr(sys, ("stdout", "stderr")[fd - 1]) is None:
+                setattr(sys, ("stdout", "stderr")[fd - 1], open(fd, "w", closefd=False))
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # what a full disk or a closed pipe refuses shows here at the latest
+    except OSError as e:
+        code = _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # (Python flushes it again at exit)
+    sys.exit(code)
