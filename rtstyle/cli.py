@@ -32,6 +32,8 @@ DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: CUDA if present)."
 SIZE_HELP = "Stylize at exactly WIDTHxHEIGHT, then scale back."
 STRENGTH_HELP = "Blend with the original: 0 = original, 1 = fully stylized."
 PRESERVE_HELP = "Keep the source colours (stylize luminance only)."
+STABILIZE_HELP = ("Temporal stabilisation: blend in the previous output moved by the input's optical flow "
+                  "where the flow is consistent (occlusions and scene cuts take the fresh frame).")
 
 
 # ---------------------------------------------------------------- training
@@ -200,12 +202,13 @@ def cam(
     overwrite: bool = typer.Option(False, help="Replace an existing --record file."),
     retries: int = typer.Option(5, help="Reconnect attempts in a row when a live source drops (backoff 0.5 s, doubling, max 8 s)."),
     timeout: float = typer.Option(5.0, help="Seconds without data before a stream counts as unavailable or dropped."),
+    stabilize: bool = typer.Option(False, help=STABILIZE_HELP),
 ) -> None:
     """Stylize a live camera or stream, processing always the newest frame (stale ones are dropped)."""
     from rtstyle.camera import run
 
     run(source, style, backend=backend, precision=precision, device=device, window=window, record=record,
-        frames=frames, max_side=max_side, overwrite=overwrite, retries=retries, timeout=timeout)
+        frames=frames, max_side=max_side, overwrite=overwrite, retries=retries, timeout=timeout, stabilize=stabilize)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -262,6 +265,37 @@ def eval_style(
         json_path=json, plot_path=plot, overwrite=overwrite, vgg_weights=vgg_weights, device=device)
 
 
+@eval_app.command("flicker")
+def eval_flicker(
+    style: str = typer.Option("candy,mosaic,udnie", help="Comma-separated style model names or files."),
+    clips: Optional[list[str]] = typer.Option(None, "--clip", help="Video to measure (repeatable) [default: $RTSTYLE_SHARED/data/video/*]."),
+    pan: Optional[str] = typer.Option(None, help="Photo for the synthetic pan (exact known motion) [default: $RTSTYLE_SHARED/data/content/chicago.jpg]; 'none' to skip."),
+    frames: int = typer.Option(30, help="Frames per clip (the first N)."),
+    side: int = typer.Option(320, help="Downscale frames to at most this many pixels on the longer side (the net runs there)."),
+    style_every: int = typer.Option(6, help="Style loss on every N-th frame (0: skip the style loss and VGG)."),
+    json: Optional[str] = typer.Option(None, "--json", help="Write the results to this JSON file."),
+    plot: Optional[str] = typer.Option(None, help="Write the bar chart to this PNG."),
+    overwrite: bool = typer.Option(False, help="Replace existing --json / --plot files."),
+    backend: str = typer.Option("auto", help="Inference backend for the style nets."),
+    vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+) -> None:
+    """Warping error (flicker) of stylized video, per-frame vs --stabilize, beside the input's own error.
+
+    Farneback flow on the input frames with a forward-backward consistency mask; exact flow on the pan.
+    """
+    from pathlib import Path
+
+    from rtstyle.flicker import eval_flicker as run
+
+    shared = os.environ.get("RTSTYLE_SHARED")
+    if pan is None and shared:
+        pan = str(Path(shared) / "data" / "content" / "chicago.jpg")
+    run([s.strip() for s in style.split(",") if s.strip()], [Path(c) for c in clips] if clips else None,
+        Path(pan) if pan and pan != "none" else None, frames=frames, side=side, style_every=style_every,
+        json_path=json, plot_path=plot, overwrite=overwrite, backend=backend, vgg_weights=vgg_weights, device=device)
+
+
 # ---------------------------------------------------------------- backends (ONNX export, TensorRT engines)
 
 @app.command("export")
@@ -290,11 +324,12 @@ OUTPUT_HELP = "Output file (default: IN-STEM.NAME.EXT beside the input)."
 
 
 def _frame_options(max_side: Optional[int] = None, size: Optional[str] = None, strength: float = 1.0,
-                   preserve_color: bool = False, side_by_side: bool = False, tile: Optional[int] = None):
+                   preserve_color: bool = False, side_by_side: bool = False, tile: Optional[int] = None,
+                   stabilize: bool = False):
     from rtstyle.frames import Options, parse_size
 
     return Options(max_side=max_side, size=parse_size(size), strength=strength, preserve_color=preserve_color,
-                   side_by_side=side_by_side, tile=tile)
+                   side_by_side=side_by_side, tile=tile, stabilize=stabilize)
 
 
 @app.command("video")
@@ -314,12 +349,14 @@ def video(
     crf: Optional[int] = typer.Option(None, help="Constant quality (lower = better; default 18 for h264)."),
     batch: int = typer.Option(1, help="Frames per inference call."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    stabilize: bool = typer.Option(False, help=STABILIZE_HELP),
 ) -> None:
     """Stylize every frame of a video, keeping its timestamps, rotation and audio."""
     from rtstyle.stream import video_command
 
     video_command(input, output, style, "style", backend, precision, device,
-                  _frame_options(max_side, size, strength, preserve_color, side_by_side), codec, crf, batch, overwrite)
+                  _frame_options(max_side, size, strength, preserve_color, side_by_side, stabilize=stabilize),
+                  codec, crf, batch, overwrite)
 
 
 @app.command("upscale")

@@ -31,6 +31,7 @@ from rtstyle.imageio import IMAGE_EXTS, encode_image, list_images, read_image
 from rtstyle.interrupt import Interruption, graceful
 from rtstyle.models import Model, open_model, read_meta, resolve
 from rtstyle.outputs import atomic_outputs, check_output, check_outputs
+from rtstyle.stabilize import Stabilizer
 from rtstyle.writer import VideoWriter, atomic_video, container_format, encoder_name, quality_options
 
 # Audio codecs the MP4/MOV muxers take without "experimental" flags; others are re-encoded to AAC.
@@ -484,10 +485,11 @@ def _infer(model: Model, options: Options, batch: int, q_in: queue.Queue, q_out:
            stop: threading.Event, timing: list) -> None:
     """Run the net on batches of frames; audio items pass straight through."""
     frames: list = []
+    stabilizer = Stabilizer() if options.stabilize else None
 
     def flush() -> bool:
         t0 = time.perf_counter()
-        out = process(model, yuv.batch([f for f, _ in frames]), options)
+        out = process(model, yuv.batch([f for f, _ in frames]), options, stabilizer)
         timing[0] += time.perf_counter() - t0
         ok = all(_put(q_out, ("v", y, t), stop) for y, (_, t) in zip(out, frames))
         frames.clear()
