@@ -96,6 +96,8 @@ def resolve(name_or_path: str, kind: str = "style") -> Path:
     files = {path.stem: path for folder in reversed(search_dirs()) for path in folder.glob("*.safetensors")}
     files.update({n: path for n, path, _ in reversed(list_models())})  # a style's name wins over a file's
     missing = [n for n, _ in blend if n not in files]
+    if missing and len(blend) == 1 and Path(name_or_path).is_file():
+        return Path(name_or_path)  # a model file named without a known extension (e.g. `--out mymodel`)
     if missing:
         names = ", ".join(name for name, _, _ in list_models(kind)) or "none installed"
         raise RtstyleError(f"unknown {kind} model {missing[0]!r} (available: {names})")
@@ -191,7 +193,7 @@ def load(name_or_path: str, kind: str = "style") -> tuple[nn.Module, dict]:
 def ship(src: str | os.PathLike, dest_dir: Path = SHIPPED_DIR) -> Path:
     """Copy a trained model into the package as fp16 weights plus a JSON model card beside it."""
     net, meta = load_model(src)
-    dest = save_model(net, dest_dir / f"{meta['name']}.safetensors", meta, half=True)
+    dest = save_model(net, dest_dir / f"{meta['name']}.safetensors", meta, half=True, overwrite=True)
     card = {"name": meta["name"], "file": dest.name, "weights": "fp16 safetensors", **meta}
     dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return dest
