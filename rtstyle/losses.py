@@ -144,15 +144,19 @@ def pixel_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def style_transfer_loss(y_hat: torch.Tensor, feats_yhat: dict[str, torch.Tensor], content_target: torch.Tensor,
                         grams_s: list[torch.Tensor], content_weight: float, style_weight: float,
-                        tv_weight: float, content_layer: str = "relu3_3") -> dict[str, torch.Tensor]:
+                        tv_weight: float, content_layer: str = "relu3_3",
+                        style_norms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The objective both training (eq. 5) and Gatys et al.'s optimisation minimise:
     lambda_c * l_feat(relu3_3) + lambda_s * l_style(relu1_2..relu4_3) + lambda_TV * l_TV.
 
     ``feats_yhat`` are the VGG activations of ``y_hat``; ``content_target`` the content image's
-    activation at ``content_layer``. Returns every term and ``total``.
+    activation at ``content_layer``; ``style_norms`` (layers,), when given, make the style term the
+    balanced one (``balanced_style_loss``). Returns every term and ``total``.
     """
     content = feature_loss(feats_yhat[content_layer].float(), content_target.float())
-    style = style_loss([gram(f) for f in feats_yhat.values()], grams_s)
+    grams = [gram(f) for f in feats_yhat.values()]
+    style = (style_loss(grams, grams_s) if style_norms is None
+             else balanced_style_loss(grams, grams_s, style_norms.reshape(1, -1).to(content.device)))
     tv = tv_loss(y_hat.float())
     total = content_weight * content + style_weight * style + tv_weight * tv
     return {"total": total, "content": content, "style": style, "tv": tv}

@@ -61,6 +61,7 @@ class StyleRecipe:
     balanced: bool = False                 # per-layer style loss normalised by photos' distance to the painting
     temporal_weight: float = 0.0           # compound regularisation weight (0: off)
     temporal_noise: float = 0.02           # std of the Gaussian noise added to the warped input
+    add_to: str | None = None              # a multi-style model to add these styles to (see add_style)
     seed: int = 0
     amp: bool = True                       # bf16 mixed precision where native
     content_layer: str = "relu3_3"
@@ -174,17 +175,19 @@ def style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], content_weight:
 
 
 def multi_style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], norms: torch.Tensor | None, r: StyleRecipe,
-                          multi: bool) -> Callable:
+                          multi: bool, offset: int = 0, slots: int | None = None) -> Callable:
     """``loss_fn(net, x)`` for a multi-style net (each image a random style) or a single-style one.
 
     ``grams_s`` are per layer (styles, C, C); ``norms`` (styles, layers) the per-layer normalisers of
-    the balanced loss, or None for the paper's plain sum. With ``r.temporal_weight`` the batch is also
-    warped by a small random motion and noised, and the output must move with it."""
+    the balanced loss, or None for the paper's plain sum. These styles are the net's styles
+    ``offset`` .. ``offset + styles`` of ``slots`` (a net with more styles, being extended). With
+    ``r.temporal_weight`` the batch is also warped by a small random motion and noised, and the
+    output must move with it."""
     styles = grams_s[0].shape[0]
 
     def loss_fn(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
         idx = torch.randint(styles, (x.shape[0],))
-        mix = one_hot(idx, styles).to(x.device)
+        mix = one_hot(idx + offset, slots or styles).to(x.device)
         run = (lambda inp: model(inp, mix)) if multi else model
         y_hat = run(x)
         with torch.no_grad():
@@ -344,8 +347,12 @@ def _style_task(r: StyleRecipe, vgg_weights: str | None, dev: torch.device, rank
     if r.balanced:
         norms = photo_norms(vgg, grams_s, r.data, r.image_size)
         card["style_norms"] = {n: [round(v, 4) for v in row] for n, row in zip(r.style_names(), norms.tolist())}
-    multi = not isinstance(r.style_image, str)
-    return dataset, multi_style_objective(vgg, grams_s, norms, r, multi), vgg.weights_hash, card
+    if r.add_to:
+        base = models.read_meta(models.resolve(r.add_to))["arch"]["styles"]
+        loss_fn = multi_style_objective(vgg, grams_s, norms, r, True, len(base), len(base) + len(per_style))
+    else:
+        loss_fn = multi_style_objective(vgg, grams_s, norms, r, not isinstance(r.style_image, str))
+    return dataset, loss_fn, vgg.weights_hash, card
 
 
 def _sr_task(r: SRRecipe, vgg_weights: str | None, dev: torch.device, rank: int):
@@ -418,13 +425,68 @@ def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: boo
     check_run(recipe, out_path, state_path, resume, overwrite, checkpoint_every, workers, vgg_weights)
     task = _style_task if isinstance(recipe, StyleRecipe) else _sr_task
     dataset, loss_fn, vgg_hash, card = task(recipe, vgg_weights, dev, rank)
-    net = build_net(recipe.arch())  # after the VGG-16: its construction draws from the same seeded generator
     meta = {**model_card(recipe, world, vgg_hash), **card}
+    if isinstance(recipe, StyleRecipe) and recipe.add_to:
+        net, meta = extend(recipe, meta)
+    else:
+        net = build_net(recipe.arch())  # after the VGG-16: its construction draws from the same seeded generator
     batches = _batches(dataset, recipe.batch_size, workers, recipe.seed + 1000 * rank)
     final = fit(net, loss_fn, batches, iterations=recipe.iterations, lr=recipe.lr, state_path=state_path, meta=meta,
                 resume=resume, checkpoint_every=checkpoint_every, device=dev, rank=rank, world=world,
                 mixed_precision=recipe.amp)
     return _finish(net, meta, final, out_path, started, dev, rank)
+
+
+# what a style added to a multi-style model takes from that model's recipe: its loss and architecture
+INHERITED = ("image_size", "style_size", "content_weight", "style_weight", "tv_weight", "norm", "upsample", "width",
+             "edge_kernel", "balanced", "temporal_weight", "temporal_noise", "amp", "content_layer", "style_layers")
+
+
+def add_style(style_image: str, base: str, data: str, name: str, **options) -> Path | None:
+    """Add a style to the multi-style model ``base`` (a name or file): a new model ``name`` with all of
+    ``base``'s styles and this one, trained by fine-tuning only the new style's scales and shifts
+    (every convolution and the other styles stay as they are). The loss and architecture are
+    ``base``'s; ``options`` are ``train``'s keyword arguments and the schedule (iterations, lr,
+    batch_size, seed)."""
+    meta = models.read_meta(models.resolve(base))
+    if not meta["arch"].get("styles"):
+        raise RtstyleError(f"--add-to needs a multi-style model; {base} holds a single style")
+    inherited = {k: meta.get("recipe", {})[k] for k in INHERITED if k in meta.get("recipe", {})}
+    if "style_layers" in inherited:
+        inherited["style_layers"] = tuple(inherited["style_layers"])
+    return _run(StyleRecipe, {**options, **inherited}, style_image=style_image, data=data, name=name, add_to=base)
+
+
+def extend(recipe: StyleRecipe, meta: dict) -> tuple[nn.Module, dict]:
+    """The ``add_to`` model with ``recipe``'s styles appended (their scales and shifts start at the
+    mean of the others'), everything else frozen, and its card: the base's, plus the new styles."""
+    base_path = models.resolve(recipe.add_to)
+    base_net, base = checkpoint.load_model(base_path)
+    old, new = base["arch"]["styles"], recipe.style_names()
+    if set(old) & set(new):
+        raise RtstyleError(f"{base_path.name} already has a style {sorted(set(old) & set(new))[0]!r}; rename the image")
+    arch = {**base["arch"], "styles": old + new}
+    net = build_net(arch)
+    keep = torch.ones(len(old) + len(new), 1)
+    keep[:len(old)] = 0
+    with torch.no_grad():
+        for key, p in net.named_parameters():
+            src = base_net.state_dict()[key]
+            if p.shape == src.shape:
+                p.copy_(src)
+                p.requires_grad_(False)
+            else:  # a conditional instance norm's (styles, channels) scale or shift
+                p[:len(old)] = src
+                p[len(old):] = src.mean(dim=0)
+                p.register_hook(lambda g: g * keep.to(g))
+    meta.pop("style_image", None)
+    card = {**meta, "arch": arch, "styles": old + new,
+            "style_images": base.get("style_images", []) + [Path(p).name for p in recipe.style_images()],
+            "base": {k: base.get(k) for k in ("name", "recipe", "final_losses", "train_seconds", "hardware", "date")}}
+    card["base"]["file"] = base_path.name
+    if "style_norms" in base or "style_norms" in meta:
+        card["style_norms"] = {**base.get("style_norms", {}), **meta.get("style_norms", {})}
+    return net, card
 
 
 RUN_OPTIONS = ("out", "resume", "checkpoint_every", "vgg_weights", "workers", "device", "overwrite")

@@ -146,3 +146,30 @@ def test_balanced_objective_scores_an_unchanged_photo_at_one_per_layer(shared, v
         terms = loss_fn(lambda x: x, photos)  # the identity "net" on random crops of two photos
     assert terms["content"].item() == 0 and "temporal" not in terms
     assert 1 < terms["style"].item() < 16  # 4 layers at ~1 each (other crops than the normalisers')
+
+
+def test_add_to_fine_tunes_only_the_new_styles_scales_and_shifts(shared, vgg_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("RTSTYLE_MODELS", str(tmp_path))
+    styles = [str(shared / f"data/styles/{n}.jpg") for n in ("candy", "wave")]
+    kw = dict(batch_size=1, workers=0, vgg_weights=str(vgg_weights), device="cpu")
+    train.train_style(styles, str(shared / "data/train"), "base", iterations=1, image_size=32, style_size=64,
+                      width=0.25, edge_kernel=5, balanced=True, style_weight=80.0, **kw)
+    train.add_style(str(shared / "data/styles/starry_night_crop.jpg"), "base", str(shared / "data/train"), "more",
+                    iterations=3, lr=0.05, **kw)
+    base, base_meta = checkpoint.load_model(tmp_path / "base.safetensors")
+    net, meta = checkpoint.load_model(tmp_path / "more.safetensors")
+    assert meta["arch"]["styles"] == ["candy", "wave", "starry_night_crop"] and meta["base"]["name"] == "base"
+    assert meta["recipe"]["image_size"] == 32 and meta["recipe"]["add_to"] == "base" and meta["recipe"]["balanced"]
+    assert set(meta["style_norms"]) == {"candy", "wave", "starry_night_crop"}
+    assert meta["style_images"] == ["candy.jpg", "wave.jpg", "starry_night_crop.jpg"]
+    changed = 0
+    for k, v in net.state_dict().items():
+        old = base.state_dict()[k]
+        if v.shape == old.shape:
+            assert torch.equal(v, old), k  # shared convolutions frozen
+        else:
+            assert torch.equal(v[:2], old), k  # the base's styles untouched
+            changed += not torch.allclose(v[2], old.mean(0))
+    assert changed > 0  # the new style's parameters trained
+    from rtstyle import models
+    assert models.open_model("starry_night_crop", backend=None).meta["style_image"] == "starry_night_crop.jpg"
