@@ -381,19 +381,24 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code.
 
-    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130.
+    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130; SIGTERM and SIGHUP
+    act as Ctrl-C does (exit 143, 129).
     """
+    from rtstyle import interrupt
+
     try:
-        app(args=argv, prog_name="rtstyle")
+        with interrupt.stop_signals():
+            app(args=argv, prog_name="rtstyle")
         return 0
     except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return interrupt.exit_code() if code == 130 else code
     except RtstyleError as e:
         print(f"rtstyle: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("rtstyle: interrupted", file=sys.stderr)
-        return 130
+        return interrupt.exit_code()
     except Exception as e:  # last resort: a bug, still reported in one line
         if os.environ.get("RTSTYLE_DEBUG"):
             raise

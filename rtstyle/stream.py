@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import queue
+import signal
 import sys
 import threading
 import time
@@ -28,7 +29,8 @@ from rtstyle import yuv
 from rtstyle.errors import RtstyleError
 from rtstyle.frames import Options, output_shape, process
 from rtstyle.imageio import IMAGE_EXTS, list_images, read_image, write_image
-from rtstyle.interrupt import Interruption, graceful
+from rtstyle.interrupt import Interruption, graceful, received
+from rtstyle.interrupt import name as signal_name
 from rtstyle.models import Model, open_model, read_meta, resolve
 from rtstyle.outputs import check_output
 from rtstyle.timeline import Monotonic, Timeline
@@ -354,11 +356,12 @@ def _close(pipe: _Pipeline, interrupt: Interruption, writer: VideoWriter, inp, t
 
 
 def _say_interrupted(dst: Path, done: int, interrupt: Interruption) -> None:
+    how = "" if received() == signal.SIGINT else f" ({signal_name()})"
     if interrupt.aborted.is_set():
-        print(f"\nrtstyle: interrupted twice: stopped at once; {dst} not written", file=sys.stderr)
+        print(f"\nrtstyle: interrupted twice{how}: stopped at once; {dst} not written", file=sys.stderr)
     else:
-        print(f"\nrtstyle: interrupted: {dst} holds the first {done} frames and plays" if done else
-              "\nrtstyle: interrupted before the first frame; nothing written", file=sys.stderr)
+        print(f"\nrtstyle: interrupted{how}: {dst} holds the first {done} frames and plays" if done else
+              f"\nrtstyle: interrupted{how} before the first frame; nothing written", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- pipeline stages

@@ -333,18 +333,23 @@ def wait_for_frames(folder: Path, proc: subprocess.Popen, size: int = 20_000) ->
     raise AssertionError(f"no frames being written: {proc.communicate(timeout=30)[1][-2000:]}")
 
 
-def test_sigint_leaves_a_playable_file(tmp_path, models):
-    src = make_clip(tmp_path / "long.mkv", frames=300, size=(160, 120))
-    dst = tmp_path / "out.mkv"
-    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "video", src, "-o", dst, "--style", models["style"], *FAST],
+@pytest.mark.parametrize("sig, command", [(signal.SIGINT, "video"), (signal.SIGTERM, "video"), (signal.SIGHUP, "video"),
+                                         (signal.SIGTERM, "upscale")])
+def test_stop_signal_leaves_a_playable_file(sig, command, tmp_path, models):
+    """Ctrl-C, SIGTERM (docker stop, systemd, SLURM, CI) and SIGHUP (a closed terminal) all finalise
+    the frames done into a playable file and exit with 128 + the signal's number."""
+    src = make_clip(tmp_path / "long.mkv", frames=300, size=(160, 120) if command == "video" else (64, 48))
+    dst = tmp_path / ("out.mkv" if command == "video" else "out.mp4")  # (MP4: frames reach the file at once)
+    model = ["--style", models["style"]] if command == "video" else ["--model", models["sr"], "--crf", "0"]  # (bytes soon)
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", command, src, "-o", dst, *model, *FAST],
                             stderr=subprocess.PIPE, text=True, env=ENV)
     try:
-        wait_for_frames(tmp_path, proc)
-        proc.send_signal(signal.SIGINT)
+        wait_for_frames(tmp_path, proc, size=20_000 if command == "video" else 2_000)
+        proc.send_signal(sig)
         err = proc.communicate(timeout=60)[1]
     finally:
         proc.kill()
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert proc.returncode == 128 + sig and "Traceback" not in err, err
     got = O.decode_strictly(dst)  # decodes to the end
     assert 0 < got["frames"] < 300 and f"holds the first {got['frames']} frames" in err
     ref = O.reference(src)
