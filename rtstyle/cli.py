@@ -8,9 +8,18 @@ import os
 import sys
 from typing import Optional
 
+import errno
+
 import typer
 
+try:  # recent typer ships its own click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
 from rtstyle.errors import RtstyleError
+
+STREAM_ERRORS = (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF, errno.EFBIG, errno.EDQUOT)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Real-time neural style transfer and super-resolution (Johnson et al. 2016).")
@@ -23,6 +32,8 @@ DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: CUDA if present)."
 SIZE_HELP = "Stylize at exactly WIDTHxHEIGHT, then scale back."
 STRENGTH_HELP = "Blend with the original: 0 = original, 1 = fully stylized."
 PRESERVE_HELP = "Keep the source colours (stylize luminance only)."
+STABILIZE_HELP = ("Temporal stabilisation: blend in the previous output moved by the input's optical flow "
+                  "where the flow is consistent (occlusions and scene cuts take the fresh frame).")
 
 
 # ---------------------------------------------------------------- training
@@ -42,6 +53,7 @@ def train_style(
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     out: Optional[str] = typer.Option(None, help="Model file to write (default: the user model folder)."),
     resume: bool = typer.Option(False, help="Continue from the last saved training state."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out model file."),
     checkpoint_every: int = typer.Option(1000, help="Save the training state every N steps."),
     norm: str = typer.Option("instance", help="instance (Ulyanov et al.) or batch (paper)."),
     upsample: str = typer.Option("resize", help="resize (no checkerboard) or deconv (paper)."),
@@ -61,7 +73,7 @@ def train_style(
                          style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width, seed=seed, amp=amp,
                          **weights)
     train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
-          workers=workers, device=device)
+          workers=workers, device=device, overwrite=overwrite)
 
 
 @train_app.command("sr")
@@ -77,6 +89,7 @@ def train_sr(
     lr: float = typer.Option(1e-3),
     out: Optional[str] = typer.Option(None),
     resume: bool = typer.Option(False),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out model file."),
     checkpoint_every: int = typer.Option(1000),
     width: float = typer.Option(1.0),
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
@@ -104,7 +117,7 @@ def train_sr(
                       tv_weight=tv_weight, lr=lr, lr_decay=lr_decay, norm=norm, upsample=upsample, width=width,
                       residual=residual, taper=taper, blur=blur, init=init, seed=seed, amp=amp)
     train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
-          workers=workers, device=device)
+          workers=workers, device=device, overwrite=overwrite)
 
 
 @app.command("styles")
@@ -199,12 +212,13 @@ def cam(
     overwrite: bool = typer.Option(False, help="Replace an existing --record file."),
     retries: int = typer.Option(5, help="Reconnect attempts in a row when a live source drops (backoff 0.5 s, doubling, max 8 s)."),
     timeout: float = typer.Option(5.0, help="Seconds without data before a stream counts as unavailable or dropped."),
+    stabilize: bool = typer.Option(False, help=STABILIZE_HELP),
 ) -> None:
     """Stylize a live camera or stream, processing always the newest frame (stale ones are dropped)."""
     from rtstyle.camera import run
 
     run(source, style, backend=backend, precision=precision, device=device, window=window, record=record,
-        frames=frames, max_side=max_side, overwrite=overwrite, retries=retries, timeout=timeout)
+        frames=frames, max_side=max_side, overwrite=overwrite, retries=retries, timeout=timeout, stabilize=stabilize)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -261,6 +275,37 @@ def eval_style(
         json_path=json, plot_path=plot, overwrite=overwrite, vgg_weights=vgg_weights, device=device)
 
 
+@eval_app.command("flicker")
+def eval_flicker(
+    style: str = typer.Option("candy,mosaic,udnie", help="Comma-separated style model names or files."),
+    clips: Optional[list[str]] = typer.Option(None, "--clip", help="Video to measure (repeatable) [default: $RTSTYLE_SHARED/data/video/*]."),
+    pan: Optional[str] = typer.Option(None, help="Photo for the synthetic pan (exact known motion) [default: $RTSTYLE_SHARED/data/content/chicago.jpg]; 'none' to skip."),
+    frames: int = typer.Option(30, help="Frames per clip (the first N)."),
+    side: int = typer.Option(320, help="Downscale frames to at most this many pixels on the longer side (the net runs there)."),
+    style_every: int = typer.Option(6, help="Style loss on every N-th frame (0: skip the style loss and VGG)."),
+    json: Optional[str] = typer.Option(None, "--json", help="Write the results to this JSON file."),
+    plot: Optional[str] = typer.Option(None, help="Write the bar chart to this PNG."),
+    overwrite: bool = typer.Option(False, help="Replace existing --json / --plot files."),
+    backend: str = typer.Option("auto", help="Inference backend for the style nets."),
+    vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+) -> None:
+    """Warping error (flicker) of stylized video, per-frame vs --stabilize, beside the input's own error.
+
+    Farneback flow on the input frames with a forward-backward consistency mask; exact flow on the pan.
+    """
+    from pathlib import Path
+
+    from rtstyle.flicker import eval_flicker as run
+
+    shared = os.environ.get("RTSTYLE_SHARED")
+    if pan is None and shared:
+        pan = str(Path(shared) / "data" / "content" / "chicago.jpg")
+    run([s.strip() for s in style.split(",") if s.strip()], [Path(c) for c in clips] if clips else None,
+        Path(pan) if pan and pan != "none" else None, frames=frames, side=side, style_every=style_every,
+        json_path=json, plot_path=plot, overwrite=overwrite, backend=backend, vgg_weights=vgg_weights, device=device)
+
+
 # ---------------------------------------------------------------- backends (ONNX export, TensorRT engines)
 
 @app.command("export")
@@ -289,11 +334,12 @@ OUTPUT_HELP = "Output file (default: IN-STEM.NAME.EXT beside the input)."
 
 
 def _frame_options(max_side: Optional[int] = None, size: Optional[str] = None, strength: float = 1.0,
-                   preserve_color: bool = False, side_by_side: bool = False, tile: Optional[int] = None):
+                   preserve_color: bool = False, side_by_side: bool = False, tile: Optional[int] = None,
+                   stabilize: bool = False):
     from rtstyle.frames import Options, parse_size
 
     return Options(max_side=max_side, size=parse_size(size), strength=strength, preserve_color=preserve_color,
-                   side_by_side=side_by_side, tile=tile)
+                   side_by_side=side_by_side, tile=tile, stabilize=stabilize)
 
 
 @app.command("video")
@@ -313,12 +359,14 @@ def video(
     crf: Optional[int] = typer.Option(None, help="Constant quality (lower = better; default 18 for h264)."),
     batch: int = typer.Option(1, help="Frames per inference call."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    stabilize: bool = typer.Option(False, help=STABILIZE_HELP),
 ) -> None:
     """Stylize every frame of a video, keeping its timestamps, rotation and audio."""
     from rtstyle.stream import video_command
 
     video_command(input, output, style, "style", backend, precision, device,
-                  _frame_options(max_side, size, strength, preserve_color, side_by_side), codec, crf, batch, overwrite)
+                  _frame_options(max_side, size, strength, preserve_color, side_by_side, stabilize=stabilize),
+                  codec, crf, batch, overwrite)
 
 
 @app.command("upscale")
@@ -391,27 +439,77 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code.
 
-    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130.
+    Usage errors (unknown option, missing argument, bad value) are one line like every other error
+    (exit 2); Ctrl-C exits 130.
     """
+    _standard_streams()
     try:
-        app(args=argv, prog_name="rtstyle")
-        return 0
+        code = app(args=argv, prog_name="rtstyle", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except SystemExit as e:
+        stream = e.__context__  # typer turns a closed pipe into a silent exit 1
+        if isinstance(stream, OSError) and stream.errno in STREAM_ERRORS and not stream.filename:
+            return _error(f"cannot write the output stream: {os.strerror(stream.errno)}", 2)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except NoArgsIsHelpError as e:  # `rtstyle`, `rtstyle train`: the help, as before
+        print(e.format_message(), file=sys.stderr)
+        return 2
+    except UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        return _error(f"{' '.join(e.format_message().split())}{where}", 2)
+    except ClickException as e:
+        return _error(" ".join(e.format_message().split()), e.exit_code)
     except RtstyleError as e:
-        print(f"rtstyle: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
+        return _error(str(e), e.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         print("rtstyle: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # not a file rtstyle writes (those are RtstyleErrors): stdout or stderr
+        if e.errno in STREAM_ERRORS and not e.filename:
+            return _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)
+        return _internal(e)
     except Exception as e:  # last resort: a bug, still reported in one line
-        if os.environ.get("RTSTYLE_DEBUG"):
-            raise
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"rtstyle: internal error: {e.__class__.__name__}: {detail} (set RTSTYLE_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
+        return _internal(e)
+
+
+def _error(message: str, code: int) -> int:
+    try:
+        print(f"rtstyle: error: {message}", file=sys.stderr, flush=True)
+    except OSError:  # stderr itself is full or gone: the exit code still tells
+        pass
+    return code
+
+
+def _internal(e: Exception) -> int:
+    if os.environ.get("RTSTYLE_DEBUG"):
+        raise e
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    print(f"rtstyle: internal error: {e.__class__.__name__}: {detail} (set RTSTYLE_DEBUG=1 for the traceback)",
+          file=sys.stderr)
+    return 1
+
+
+def _standard_streams() -> None:
+    """Descriptors 0-2 open, on /dev/null if the caller closed them (`2>&-`): otherwise the next
+    file opened takes the number, and FFmpeg's and OpenCV's messages for stderr land in the output
+    video. Python then has no sys.stderr either: one is made, so errors still cost no traceback."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if fd and getattr(sys, ("stdout", "stderr")[fd - 1]) is None:
+                setattr(sys, ("stdout", "stderr")[fd - 1], open(fd, "w", closefd=False))
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # what a full disk or a closed pipe refuses shows here at the latest
+    except OSError as e:
+        code = _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # (Python flushes it again at exit)
+    sys.exit(code)

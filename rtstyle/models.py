@@ -57,6 +57,8 @@ def resolve(name_or_path: str, kind: str = "style") -> Path:
         candidate = folder / f"{name_or_path}.safetensors"
         if candidate.is_file():
             return candidate
+    if path.is_file():  # a model file named without a known extension (e.g. `--out mymodel`)
+        return path
     names = ", ".join(name for name, _, _ in list_models(kind)) or "none installed"
     raise RtstyleError(f"unknown {kind} model {name_or_path!r} (available: {names})")
 
@@ -126,7 +128,7 @@ def ship(src: str | os.PathLike, dest_dir: Path = SHIPPED_DIR) -> Path:
     """Copy a trained model into the package as fp16 weights plus a JSON model card beside it."""
     net, meta = load_model(src)
     meta = without_paths(meta)
-    dest = save_model(net, dest_dir / f"{meta['name']}.safetensors", meta, half=True)
+    dest = save_model(net, dest_dir / f"{meta['name']}.safetensors", meta, half=True, overwrite=True)
     card = {"name": meta["name"], "file": dest.name, "weights": "fp16 safetensors", **meta}
     dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return dest

@@ -24,9 +24,12 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from rtstyle import checkpoint, losses, models
+from rtstyle.backends import resolve_device
 from rtstyle.data import ImageFolder, worker_init
 from rtstyle.errors import RtstyleError
+from rtstyle.imageio import IMAGE_EXTS
 from rtstyle.nets import NORMS, UPSAMPLES, build_net
+from rtstyle.outputs import same_file
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
 
@@ -136,7 +139,7 @@ def _distributed() -> tuple[int, int]:
 
 def _device(device: str | None, rank: int) -> torch.device:
     if device:
-        return torch.device(device)
+        return resolve_device(device)
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
     return torch.device("cpu")
@@ -265,7 +268,7 @@ def _finish(net: nn.Module, meta: dict, final: dict, out: Path, started: float, 
         date=datetime.date.today().isoformat(),
         torch=torch.__version__,
     )
-    path = checkpoint.save_model(net, out, meta)
+    path = checkpoint.save_model(net, out, meta, overwrite=True)  # checked before training (check_run)
     print(f"saved {path}")
     return path
 
@@ -322,12 +325,35 @@ def model_card(recipe: StyleRecipe | SRRecipe, world: int, vgg_hash: str | None)
     return meta
 
 
+def check_run(recipe: StyleRecipe | SRRecipe, out_path: Path, state_path: Path, resume: bool, overwrite: bool,
+              checkpoint_every: int, workers: int, vgg_weights: str | None) -> None:
+    """Everything that would fail only after training, refused before it: counts, and the files
+    written (never an input, never a folder, an existing model only with --overwrite or --resume)."""
+    for option, value, least in (("--iterations", recipe.iterations, 1), ("--batch-size", recipe.batch_size, 1),
+                                 ("--checkpoint-every", checkpoint_every, 0), ("--workers", workers, 0)):
+        if value < least:
+            raise RtstyleError(f"{option} must be at least {least}, not {value}")
+    if not recipe.lr > 0:
+        raise RtstyleError(f"--lr must be positive, not {recipe.lr}")
+    inputs = [p for p in (getattr(recipe, "style_image", None), getattr(recipe, "init", None), vgg_weights) if p]
+    for path in (out_path, state_path):
+        if path.suffix.lower() in IMAGE_EXTS:
+            raise RtstyleError(f"--out {out_path} names an image; a model file ends in .safetensors")
+        if path.is_dir():
+            raise RtstyleError(f"--out {path} is a directory; name the model file, e.g. {path / recipe.name}.safetensors")
+        if any(same_file(Path(src), path) for src in inputs):
+            raise RtstyleError(f"--out {out_path} would write {path}, an input of this run; choose another --out")
+    if out_path.exists() and not (overwrite or resume):
+        raise RtstyleError(f"--out {out_path} exists; pass --overwrite to replace it (or --resume to continue it)")
+
+
 def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: bool = False,
           checkpoint_every: int = 1000, vgg_weights: str | None = None, workers: int = 2,
-          device: str | None = None) -> Path | None:
+          device: str | None = None, overwrite: bool = False) -> Path | None:
     """Train the net ``recipe`` describes and save it to ``out`` (default: the user model folder)."""
     started = time.time()
     rank, world, dev, out_path, state_path = _setup(recipe.name, out, recipe.seed, device)
+    check_run(recipe, out_path, state_path, resume, overwrite, checkpoint_every, workers, vgg_weights)
     task = _style_task if isinstance(recipe, StyleRecipe) else _sr_task
     dataset, loss_fn, vgg_hash = task(recipe, vgg_weights, dev, rank)
     net = build_net(recipe.arch())  # after the VGG-16: its construction draws from the same seeded generator
@@ -340,7 +366,7 @@ def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: boo
     return _finish(net, meta, final, out_path, started, dev, rank)
 
 
-RUN_OPTIONS = ("out", "resume", "checkpoint_every", "vgg_weights", "workers", "device")
+RUN_OPTIONS = ("out", "resume", "checkpoint_every", "vgg_weights", "workers", "device", "overwrite")
 
 
 def _run(recipe_type: type, options: dict, **given) -> Path | None:

@@ -48,10 +48,38 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_device(spec: str | torch.device | None) -> torch.device:
+    """``--device`` as a device that exists here (default: CUDA if present); anything else is a
+    one-line error, not a failure deep inside the first tensor moved there.
+
+    >>> resolve_device("cpu"), resolve_device(None).type in ("cpu", "cuda")
+    (device(type='cpu'), True)
+    """
+    if spec is None or spec == "":
+        return default_device()
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError, TypeError):
+        raise RtstyleError(f"unknown device {spec!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise RtstyleError(f"--device {spec}: {why}; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RtstyleError(f"--device {spec}: there are {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)")
+        return device
+    module = getattr(torch, device.type, None)
+    if module is None or not hasattr(module, "is_available") or not module.is_available():
+        raise RtstyleError(f"--device {spec}: no {device.type} device here; use cpu or cuda")
+    return device
+
+
 def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str | torch.device | None = None,
                  precision: str = "fp32") -> Backend:
     """Wrap ``net`` (with its metadata) in the requested backend; ``auto`` picks the fastest available."""
-    device = torch.device(device) if device else default_device()
+    device = resolve_device(device)
     if precision not in PRECISIONS:
         raise RtstyleError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if backend not in BACKENDS:
