@@ -27,7 +27,8 @@ train_app = typer.Typer(no_args_is_help=True, help="Train transform nets with pe
 app.add_typer(train_app, name="train")
 
 VGG_HELP = "VGG-16 weights file (torchvision layout); default: $RTSTYLE_VGG16, the torch hub cache, then download."
-PRECISION_HELP = "fp32 or fp16 (CUDA)."
+PRECISION_HELP = ("auto (fp32; on a CPU int8 when built, checked and measured faster), fp32, fp16 (CUDA) "
+                  "or int8 (CPU, ONNX Runtime; calibrated once on photos).")
 DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: CUDA if present)."
 SIZE_HELP = "Stylize at exactly WIDTHxHEIGHT, then scale back."
 STRENGTH_HELP = "Blend with the original: 0 = original, 1 = fully stylized."
@@ -203,7 +204,7 @@ def cam(
     source: str = typer.Option("0", help="Camera index, /dev/videoN, a stream URL (udp://, rtsp://, http://...) or a video file."),
     style: Optional[str] = typer.Option(None, help="Style model name or file to start with (default: the first installed)."),
     backend: str = typer.Option("auto", help="auto (fastest available), tensorrt, compile, onnxruntime or torch."),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     window: bool = typer.Option(True, help="Show the preview window (keys: 1-9 style, space original, s snapshot, q quit)."),
     record: Optional[str] = typer.Option(None, help="Also record what is shown to this .mp4/.mov/.mkv (finalised on exit and on Ctrl-C)."),
@@ -313,7 +314,7 @@ def export_model(
     style: str = typer.Option(..., help="Model name or model file (style or SR)."),
     fmt: str = typer.Option("onnx", "--format", help="onnx (a file) or tensorrt (an engine in the engine folder)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="ONNX file to write (default: NAME.onnx)."),
-    precision: Optional[str] = typer.Option(None, help="fp32 or fp16 [default: fp32 for onnx, fp16 for tensorrt]."),
+    precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8 (onnx only) [default: fp32 for onnx, fp16 for tensorrt]."),
     min_hw: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW of the engine's profile [32x32]."),
     opt_hw: Optional[str] = typer.Option(None, "--opt", help="Input HxW the engine is tuned for [720x1280]."),
     max_hw: Optional[str] = typer.Option(None, "--max", help="Largest input HxW of the engine's profile [1088x1920]."),
@@ -348,7 +349,7 @@ def video(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output video (default: IN-STEM.NAME.mp4 beside the input)."),
     style: str = typer.Option(..., help="Style model name or model file."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back (faster, coarser strokes)."),
     size: Optional[str] = typer.Option(None, help=SIZE_HELP),
@@ -378,7 +379,7 @@ def upscale(
     tile: Optional[int] = typer.Option(None, help="Process in overlapping tiles of N input pixels (large frames, bounded memory; seamless)."),
     side_by_side: bool = typer.Option(False, help="Write bicubic | super-resolved."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     codec: Optional[str] = typer.Option(None, help="Video encoder (see `rtstyle video --help`)."),
     crf: Optional[int] = typer.Option(None, help="Video constant quality."),
@@ -402,7 +403,7 @@ def stylize(
                                          "(default: STEM.NAME.EXT beside each image; folder DIR -> DIR.NAME/)."),
     style: str = typer.Option(..., help="Style model name or model file."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back."),
     size: Optional[str] = typer.Option(None, help=SIZE_HELP),
