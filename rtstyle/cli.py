@@ -100,13 +100,23 @@ def train_sr(
     amp: bool = typer.Option(True, help="bf16 mixed precision where the hardware has it."),
     residual: bool = typer.Option(False, help="Add the bicubic upsampling to the output (not in the paper): "
                                   "starts at bicubic quality, for short trainings."),
+    norm: str = typer.Option("batch", help="batch (paper), instance or none."),
+    upsample: str = typer.Option("resize", help="resize (nearest x2 + conv: no checkerboard) or deconv (paper)."),
+    taper: bool = typer.Option(False, help="Halve the channels at each upsampling (~2.5x less arithmetic)."),
+    feat_weight: float = typer.Option(1.0, help="Weight of the relu2_2 feature loss (--loss feat)."),
+    pixel_weight: Optional[float] = typer.Option(None, help="Weight of the pixel loss [default: 1 for --loss pixel, 0 for feat]."),
+    lr_decay: str = typer.Option("none", help="none or cosine (to 0 at the last step)."),
+    blur: float = typer.Option(0.0, help="Gaussian blur sigma of the training inputs before downsampling "
+                               "(paper: 1.0; 0 matches the benchmarks' inputs)."),
+    init: Optional[str] = typer.Option(None, help="Start from this SR model's weights (same architecture)."),
 ) -> None:
     """Train a super-resolution net (paper section 4.2)."""
     from rtstyle.train import SRRecipe, train
 
     recipe = SRRecipe(data, name or f"sr_x{scale}_{loss}", scale=scale, loss=loss, iterations=iterations,
-                      batch_size=batch_size, patch_size=patch_size, tv_weight=tv_weight, lr=lr, width=width,
-                      residual=residual, seed=seed, amp=amp)
+                      batch_size=batch_size, patch_size=patch_size, feat_weight=feat_weight, pixel_weight=pixel_weight,
+                      tv_weight=tv_weight, lr=lr, lr_decay=lr_decay, norm=norm, upsample=upsample, width=width,
+                      residual=residual, taper=taper, blur=blur, init=init, seed=seed, amp=amp)
     train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
           workers=workers, device=device, overwrite=overwrite)
 
