@@ -358,6 +358,31 @@ def test_stop_signal_leaves_a_playable_file(sig, command, tmp_path, models):
     TALLY["output"] += 1
 
 
+def test_sigkill_temporary_is_cleaned_by_the_next_run(tmp_path, models, capfd):
+    """SIGKILL leaves the temporary file (nothing can run then); the next run to the same destination
+    removes it, and only the temporaries of dead runs: a live run's (this process's) stays."""
+    from rtstyle.outputs import _owner
+
+    src = make_clip(tmp_path / "long.mkv", frames=300, size=(160, 120), audio=False)
+    dst = tmp_path / "out.mkv"
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "video", src, "-o", dst, "--style", models["style"], *FAST],
+                            stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        wait_for_frames(tmp_path, proc, size=1)
+    finally:
+        proc.kill()
+        proc.wait()
+    (killed,) = O.leftovers(tmp_path)
+    live = tmp_path / f".out.mkv.{_owner(os.getpid())}.x.part"
+    live.write_bytes(b"a live run's")
+    clip = make_clip(tmp_path / "short.mp4", frames=3, size=(32, 24))
+    code, err = cli(capfd, "video", clip, "-o", dst, "--style", models["style"], *FAST)
+    assert code == 0, err
+    assert O.leftovers(tmp_path) == [live.name] and killed != live.name
+    O.check_video(O.reference(clip), dst)
+    TALLY["output"] += 1
+
+
 def test_second_sigint_stops_at_once(tmp_path, models):
     """Ctrl-C twice: the second one does not wait for the frames in hand to be finished and encoded;
     the process ends at once and leaves no file rather than an unfinalised one."""
