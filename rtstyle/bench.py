@@ -38,14 +38,14 @@ from torch import nn
 from tqdm import tqdm
 
 from rtstyle import stream
-from rtstyle.backends import BACKENDS, PRECISIONS, default_device, load_backend
+from rtstyle.backends import BACKENDS, PRECISIONS, load_backend, resolve_device
 from rtstyle.errors import RtstyleError
 from rtstyle.frames import Options
 from rtstyle.gatys import optimise
 from rtstyle.imageio import to_image, to_tensor
 from rtstyle.models import Model
 from rtstyle.nets import build_net
-from rtstyle.outputs import atomic_output
+from rtstyle.outputs import atomic_output, check_output
 from rtstyle.paper import TABLE1, TABLE1_DEVICE
 from rtstyle.vgg import STYLE_LAYERS, VGG16Features
 from rtstyle.writer import VideoWriter
@@ -330,7 +330,7 @@ def _combos(backends: list[str]) -> list[tuple[str, str]]:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise RtstyleError(f"unknown backend {unknown[0]!r}; choose from {', '.join(b for b in BACKENDS if b != 'auto')}")
-    combos = [(b, p) for b in backends for p in PRECISIONS]
+    combos = [(b, p) for b in backends for p in PRECISIONS if p in ("fp32", "fp16")]
     if ("torch", "fp32") not in combos:
         combos.insert(0, ("torch", "fp32"))
     return combos
@@ -598,7 +598,7 @@ def plot(results: dict, path: Path) -> Path:
     ax.set_title("Feed-forward vs optimisation (Johnson et al. 2016, Table 1)")
     ax.legend()
     fig.tight_layout()
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=True) as tmp:  # results are refreshed in place by design
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path
@@ -612,13 +612,13 @@ def write_results(results: dict, json_path: Path | None, plot_path: Path | None,
     """JSON + Markdown (beside the JSON) and, when matplotlib is installed, the PNG chart."""
     stem = f"bench-{'quick-' if results['settings']['quick'] else ''}{_slug(results['device'])}"
     json_path = json_path or out_dir / f"{stem}.json"
-    for p in (json_path, plot_path):
-        if p is not None and not p.parent.exists():
-            raise RtstyleError(f"output folder {p.parent} does not exist")
+    clip = [results["settings"]["clip"]] if results["settings"].get("clip") else []
+    for p in (json_path, json_path.with_suffix(".md"), plot_path or json_path.with_suffix(".png")):
+        check_output(clip, p, overwrite=True)  # a results file is refreshed, but never written over the clip
     written = []
     for path, text in ((json_path, json.dumps(results, indent=2) + "\n"),
                        (json_path.with_suffix(".md"), markdown(results))):
-        with atomic_output(path) as tmp:
+        with atomic_output(path, overwrite=True) as tmp:
             tmp.write_text(text)
         written.append(path)
     try:
@@ -637,7 +637,7 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
           device: str | None = None, json_path: str | None = None, plot_path: str | None = None,
           out_dir: str = "benchmarks/results", progress: bool = True) -> dict:
     """``rtstyle bench``: measure, print the tables, write JSON/Markdown/PNG. Returns the results."""
-    dev = torch.device(device) if device else default_device()
+    dev = resolve_device(device)
     d = defaults(dev, quick)
     s = Settings(sizes=sizes or d["sizes"], iterations=iterations or d["iterations"],
                  opt_in=d["opt_in"] if backends is None else [],
@@ -656,6 +656,9 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
         raise RtstyleError("--iterations, --measured-iterations and --frames must be positive")
     if any(w % 4 or h % 4 for w, h in s.resolutions):
         raise RtstyleError("pipeline resolutions must be multiples of 4")
+    for p in (json_path, plot_path):  # checked before hours of measuring, and again when writing
+        if p:
+            check_output([clip] if clip else [], Path(p), overwrite=True)
     out = Path(out_dir)
     if json_path is None:
         out.mkdir(parents=True, exist_ok=True)

@@ -479,7 +479,7 @@ def run(source: str = "0", style: str | None = None, backend: str = "auto", prec
     grabber.start()
     recorder = None
     try:
-        with (atomic_output(out, keep_partial_on_interrupt=True) if out else contextlib.nullcontext()) as tmp:
+        with (atomic_output(out, overwrite, keep_partial_on_interrupt=True) if out else contextlib.nullcontext()) as tmp:
             recorder = Recorder(tmp, RECORD_FORMATS[out.suffix.lower()]) if out else None
             closing = [s for s in (None if window else Progress(frames), recorder) if s]
             try:
@@ -513,7 +513,7 @@ def _check_args(source: str, window: bool, record: str | None, frames: int | Non
     if out is not None:
         if out.suffix.lower() not in RECORD_FORMATS:
             raise RtstyleError(f"--record must end in {', '.join(RECORD_FORMATS)}, not {out.name!r}")
-        check_output([] if is_live(source) else [Path(source)], out, overwrite)  # never record over a source file
+        check_output([source], out, overwrite)  # never record over the source, however spelled (a file: URL too)
     if window:
         check_display()
     return out

@@ -8,9 +8,18 @@ import os
 import sys
 from typing import Optional
 
+import errno
+
 import typer
 
+try:  # recent typer ships its own click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
 from rtstyle.errors import RtstyleError
+
+STREAM_ERRORS = (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF, errno.EFBIG, errno.EDQUOT)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Real-time neural style transfer and super-resolution (Johnson et al. 2016).")
@@ -18,7 +27,8 @@ train_app = typer.Typer(no_args_is_help=True, help="Train transform nets with pe
 app.add_typer(train_app, name="train")
 
 VGG_HELP = "VGG-16 weights file (torchvision layout); default: $RTSTYLE_VGG16, the torch hub cache, then download."
-PRECISION_HELP = "fp32 or fp16 (CUDA)."
+PRECISION_HELP = ("auto (fp32; on a CPU int8 when built, checked and measured faster), fp32, fp16 (CUDA) "
+                  "or int8 (CPU, ONNX Runtime; calibrated once on photos).")
 DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: CUDA if present)."
 SIZE_HELP = "Stylize at exactly WIDTHxHEIGHT, then scale back."
 STRENGTH_HELP = "Blend with the original: 0 = original, 1 = fully stylized."
@@ -44,6 +54,7 @@ def train_style(
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     out: Optional[str] = typer.Option(None, help="Model file to write (default: the user model folder)."),
     resume: bool = typer.Option(False, help="Continue from the last saved training state."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out model file."),
     checkpoint_every: int = typer.Option(1000, help="Save the training state every N steps."),
     norm: str = typer.Option("instance", help="instance (Ulyanov et al.) or batch (paper)."),
     upsample: str = typer.Option("resize", help="resize (no checkerboard) or deconv (paper)."),
@@ -63,7 +74,7 @@ def train_style(
                          style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width, seed=seed, amp=amp,
                          **weights)
     train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
-          workers=workers, device=device)
+          workers=workers, device=device, overwrite=overwrite)
 
 
 @train_app.command("sr")
@@ -79,6 +90,7 @@ def train_sr(
     lr: float = typer.Option(1e-3),
     out: Optional[str] = typer.Option(None),
     resume: bool = typer.Option(False),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out model file."),
     checkpoint_every: int = typer.Option(1000),
     width: float = typer.Option(1.0),
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
@@ -88,15 +100,25 @@ def train_sr(
     amp: bool = typer.Option(True, help="bf16 mixed precision where the hardware has it."),
     residual: bool = typer.Option(False, help="Add the bicubic upsampling to the output (not in the paper): "
                                   "starts at bicubic quality, for short trainings."),
+    norm: str = typer.Option("batch", help="batch (paper), instance or none."),
+    upsample: str = typer.Option("resize", help="resize (nearest x2 + conv: no checkerboard) or deconv (paper)."),
+    taper: bool = typer.Option(False, help="Halve the channels at each upsampling (~2.5x less arithmetic)."),
+    feat_weight: float = typer.Option(1.0, help="Weight of the relu2_2 feature loss (--loss feat)."),
+    pixel_weight: Optional[float] = typer.Option(None, help="Weight of the pixel loss [default: 1 for --loss pixel, 0 for feat]."),
+    lr_decay: str = typer.Option("none", help="none or cosine (to 0 at the last step)."),
+    blur: float = typer.Option(0.0, help="Gaussian blur sigma of the training inputs before downsampling "
+                               "(paper: 1.0; 0 matches the benchmarks' inputs)."),
+    init: Optional[str] = typer.Option(None, help="Start from this SR model's weights (same architecture)."),
 ) -> None:
     """Train a super-resolution net (paper section 4.2)."""
     from rtstyle.train import SRRecipe, train
 
     recipe = SRRecipe(data, name or f"sr_x{scale}_{loss}", scale=scale, loss=loss, iterations=iterations,
-                      batch_size=batch_size, patch_size=patch_size, tv_weight=tv_weight, lr=lr, width=width,
-                      residual=residual, seed=seed, amp=amp)
+                      batch_size=batch_size, patch_size=patch_size, feat_weight=feat_weight, pixel_weight=pixel_weight,
+                      tv_weight=tv_weight, lr=lr, lr_decay=lr_decay, norm=norm, upsample=upsample, width=width,
+                      residual=residual, taper=taper, blur=blur, init=init, seed=seed, amp=amp)
     train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
-          workers=workers, device=device)
+          workers=workers, device=device, overwrite=overwrite)
 
 
 @app.command("styles")
@@ -182,7 +204,7 @@ def cam(
     source: str = typer.Option("0", help="Camera index, /dev/videoN, a stream URL (udp://, rtsp://, http://...) or a video file."),
     style: Optional[str] = typer.Option(None, help="Style model name or file to start with (default: the first installed)."),
     backend: str = typer.Option("auto", help="auto (fastest available), tensorrt, compile, onnxruntime or torch."),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     window: bool = typer.Option(True, help="Show the preview window (keys: 1-9 style, space original, s snapshot, q quit)."),
     record: Optional[str] = typer.Option(None, help="Also record what is shown to this .mp4/.mov/.mkv (finalised on exit and on Ctrl-C)."),
@@ -292,7 +314,7 @@ def export_model(
     style: str = typer.Option(..., help="Model name or model file (style or SR)."),
     fmt: str = typer.Option("onnx", "--format", help="onnx (a file) or tensorrt (an engine in the engine folder)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="ONNX file to write (default: NAME.onnx)."),
-    precision: Optional[str] = typer.Option(None, help="fp32 or fp16 [default: fp32 for onnx, fp16 for tensorrt]."),
+    precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8 (onnx only) [default: fp32 for onnx, fp16 for tensorrt]."),
     min_hw: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW of the engine's profile [32x32]."),
     opt_hw: Optional[str] = typer.Option(None, "--opt", help="Input HxW the engine is tuned for [720x1280]."),
     max_hw: Optional[str] = typer.Option(None, "--max", help="Largest input HxW of the engine's profile [1088x1920]."),
@@ -327,7 +349,7 @@ def video(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output video (default: IN-STEM.NAME.mp4 beside the input)."),
     style: str = typer.Option(..., help="Style model name or model file."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back (faster, coarser strokes)."),
     size: Optional[str] = typer.Option(None, help=SIZE_HELP),
@@ -357,7 +379,7 @@ def upscale(
     tile: Optional[int] = typer.Option(None, help="Process in overlapping tiles of N input pixels (large frames, bounded memory; seamless)."),
     side_by_side: bool = typer.Option(False, help="Write bicubic | super-resolved."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     codec: Optional[str] = typer.Option(None, help="Video encoder (see `rtstyle video --help`)."),
     crf: Optional[int] = typer.Option(None, help="Video constant quality."),
@@ -381,7 +403,7 @@ def stylize(
                                          "(default: STEM.NAME.EXT beside each image; folder DIR -> DIR.NAME/)."),
     style: str = typer.Option(..., help="Style model name or model file."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back."),
     size: Optional[str] = typer.Option(None, help=SIZE_HELP),
@@ -418,27 +440,82 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code.
 
-    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130.
+    Usage errors (unknown option, missing argument, bad value) are one line like every other error
+    (exit 2); Ctrl-C exits 130, and SIGTERM and SIGHUP act as Ctrl-C does (exit 143, 129).
     """
+    from rtstyle import interrupt
+
+    _standard_streams()
     try:
-        app(args=argv, prog_name="rtstyle")
-        return 0
+        with interrupt.stop_signals():
+            code = app(args=argv, prog_name="rtstyle", standalone_mode=False)
+        code = code if isinstance(code, int) else 0
+        return interrupt.exit_code() if code == 130 else code
     except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        stream = e.__context__  # typer turns a closed pipe into a silent exit 1
+        if isinstance(stream, OSError) and stream.errno in STREAM_ERRORS and not stream.filename:
+            return _error(f"cannot write the output stream: {os.strerror(stream.errno)}", 2)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return interrupt.exit_code() if code == 130 else code
+    except NoArgsIsHelpError as e:  # `rtstyle`, `rtstyle train`: the help, as before
+        print(e.format_message(), file=sys.stderr)
+        return 2
+    except UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        return _error(f"{' '.join(e.format_message().split())}{where}", 2)
+    except ClickException as e:
+        return _error(" ".join(e.format_message().split()), e.exit_code)
     except RtstyleError as e:
-        print(f"rtstyle: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
+        return _error(str(e), e.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         print("rtstyle: interrupted", file=sys.stderr)
-        return 130
+        return interrupt.exit_code()
+    except OSError as e:  # not a file rtstyle writes (those are RtstyleErrors): stdout or stderr
+        if e.errno in STREAM_ERRORS and not e.filename:
+            return _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)
+        return _internal(e)
     except Exception as e:  # last resort: a bug, still reported in one line
-        if os.environ.get("RTSTYLE_DEBUG"):
-            raise
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"rtstyle: internal error: {e.__class__.__name__}: {detail} (set RTSTYLE_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
+        return _internal(e)
+
+
+def _error(message: str, code: int) -> int:
+    try:
+        print(f"rtstyle: error: {message}", file=sys.stderr, flush=True)
+    except OSError:  # stderr itself is full or gone: the exit code still tells
+        pass
+    return code
+
+
+def _internal(e: Exception) -> int:
+    if os.environ.get("RTSTYLE_DEBUG"):
+        raise e
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    print(f"rtstyle: internal error: {e.__class__.__name__}: {detail} (set RTSTYLE_DEBUG=1 for the traceback)",
+          file=sys.stderr)
+    return 1
+
+
+def _standard_streams() -> None:
+    """Descriptors 0-2 open, on /dev/null if the caller closed them (`2>&-`): otherwise the next
+    file opened takes the number, and FFmpeg's and OpenCV's messages for stderr land in the output
+    video. Python then has no sys.stderr either: one is made, so errors still cost no traceback."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if fd and getattr(sys, ("stdout", "stderr")[fd - 1]) is None:
+                setattr(sys, ("stdout", "stderr")[fd - 1], open(fd, "w", closefd=False))
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # what a full disk or a closed pipe refuses shows here at the latest
+    except OSError as e:
+        code = _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # (Python flushes it again at exit)
+    sys.exit(code)
