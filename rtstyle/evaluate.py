@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from rtstyle import gatys
 from rtstyle.backends import resolve_device
-from rtstyle.data import gaussian_blur
+from rtstyle.data import make_lr
 from rtstyle.errors import RtstyleError
 from rtstyle.imageio import list_images, read_image, to_image, to_tensor
 from rtstyle.imresize import imresize
@@ -44,17 +44,6 @@ def is_one_channel(path: Path) -> bool:
 
 
 # ---------------------------------------------------------------- super-resolution
-
-def make_lr(hr: np.ndarray, scale: int, blur: float = 0.0) -> np.ndarray:
-    """The low-resolution test input: MATLAB bicubic ``imresize(hr, 1/scale)``, rounded to uint8.
-
-    ``blur > 0`` first applies the Gaussian blur of the training degradation (``rtstyle.data.degrade``);
-    the SR literature's benchmark numbers (and the paper's bicubic baseline) use no blur.
-    """
-    if not blur:
-        return imresize(hr, 1 / scale)
-    return imresize(to_image(gaussian_blur(to_tensor(hr), blur)), 1 / scale)
-
 
 def _loss_of(meta: dict) -> str | None:
     return meta.get("recipe", {}).get("loss")

@@ -190,9 +190,28 @@ def load(name_or_path: str, kind: str = "style") -> tuple[nn.Module, dict]:
     return model.net, model.meta
 
 
+PATH_FIELDS = ("data", "style_image", "init")
+
+
+def without_paths(meta: dict) -> dict:
+    """The model card with this machine's paths (training data, style image, starting model) cut to
+    their last component: a shipped card names its inputs, not where they lay.
+
+    >>> without_paths({"data": "/work/shared/data/train", "recipe": {"init": "runs/a.safetensors", "lr": 1e-3}})
+    {'data': 'train', 'recipe': {'init': 'a.safetensors', 'lr': 0.001}}
+    """
+    def cut(d: dict) -> dict:
+        return {k: Path(v).name if k in PATH_FIELDS and isinstance(v, str) else v for k, v in d.items()}
+    meta = cut(meta)
+    if isinstance(meta.get("recipe"), dict):
+        meta["recipe"] = cut(meta["recipe"])
+    return meta
+
+
 def ship(src: str | os.PathLike, dest_dir: Path = SHIPPED_DIR) -> Path:
     """Copy a trained model into the package as fp16 weights plus a JSON model card beside it."""
     net, meta = load_model(src)
+    meta = without_paths(meta)
     dest = save_model(net, dest_dir / f"{meta['name']}.safetensors", meta, half=True, overwrite=True)
     card = {"name": meta["name"], "file": dest.name, "weights": "fp16 safetensors", **meta}
     dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
