@@ -60,8 +60,9 @@ clean:
 
 # The shipped models, as trained for this release on a 2-core CPU (no GPU was available): see
 # README "Shipped models". Styles: one multi-style net (conditional instance norm) for all ten,
-# continued from the training state committed in benchmarks/results/retrain/ when runs/ has none;
-# raise ITERS to train further (on a GPU, towards the paper's 40k).
+# continued from the training state committed in benchmarks/results/retrain/ when runs/ has none.
+# That state is at 600 steps and NOT shipped (scenes not legible yet: benchmarks/results/retrain/);
+# raise ITERS to train further (on a GPU, towards the paper's 40k) before shipping it.
 STYLES ?= candy composition_vii feathers mosaic muse rain_princess starry_night the_scream udnie wave
 ITERS ?= 600
 SIZE ?= 256
