@@ -35,17 +35,16 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-from tqdm import tqdm
 
 from rtstyle import stream
-from rtstyle.backends import BACKENDS, PRECISIONS, default_device, load_backend
-from rtstyle.errors import RtstyleError
+from rtstyle.backends import BACKENDS, PRECISIONS, load_backend, parse_device
+from rtstyle.errors import RtstyleError, progress as progress_bar
 from rtstyle.frames import Options
 from rtstyle.gatys import optimise
 from rtstyle.imageio import to_image, to_tensor
 from rtstyle.models import Model
 from rtstyle.nets import build_net
-from rtstyle.outputs import atomic_output
+from rtstyle.outputs import atomic_output, check_output
 from rtstyle.paper import TABLE1, TABLE1_DEVICE
 from rtstyle.vgg import STYLE_LAYERS, VGG16Features
 from rtstyle.writer import VideoWriter
@@ -399,7 +398,7 @@ def run(s: Settings, progress: bool = True) -> dict:
     clip = Path(s.clip) if s.clip else default_clip()
     pipeline_skip = _pipeline_skip(s, clip)
     total = len(s.sizes) * (1 + len(combos)) + (0 if pipeline_skip else 2 * len(s.resolutions))
-    bar = tqdm(total=total, unit="task", disable=not progress, dynamic_ncols=True, desc="bench")
+    bar = progress_bar(total=total, unit="task", disable=not progress, dynamic_ncols=True, desc="bench")
     started = clock()
     net, meta = random_net(s.seed)
     loaded = _load_backends(net, meta, combos, s.opt_in, device)
@@ -608,26 +607,34 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower().split(",")[0]).strip("-")[:40]
 
 
-def write_results(results: dict, json_path: Path | None, plot_path: Path | None, out_dir: Path) -> list[Path]:
-    """JSON + Markdown (beside the JSON) and, when matplotlib is installed, the PNG chart."""
-    stem = f"bench-{'quick-' if results['settings']['quick'] else ''}{_slug(results['device'])}"
-    json_path = json_path or out_dir / f"{stem}.json"
-    for p in (json_path, plot_path):
-        if p is not None and not p.parent.exists():
-            raise RtstyleError(f"output folder {p.parent} does not exist")
+def output_paths(device: torch.device, quick: bool, json_path: Path | None, plot_path: Path | None,
+                 out_dir: Path, overwrite: bool = False) -> tuple[Path, Path | None]:
+    """(JSON path, chart path or None without matplotlib), checked before any work: no existing file
+    without ``overwrite``, a folder that can be written."""
+    json_path = json_path or out_dir / f"bench-{'quick-' if quick else ''}{_slug(device_name(device))}.json"
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        if plot_path is not None:
+            raise RtstyleError("--plot needs matplotlib: pip install 'rtstyle[plot]'") from None
+    else:
+        plot_path = plot_path or json_path.with_suffix(".png")
+    for p in (json_path, json_path.with_suffix(".md"), plot_path):
+        if p is not None:
+            check_output([], p, overwrite)
+    return json_path, plot_path
+
+
+def write_results(results: dict, json_path: Path, plot_path: Path | None) -> list[Path]:
+    """JSON + Markdown (beside the JSON) and, when ``plot_path`` is given, the PNG chart."""
     written = []
     for path, text in ((json_path, json.dumps(results, indent=2) + "\n"),
                        (json_path.with_suffix(".md"), markdown(results))):
         with atomic_output(path) as tmp:
             tmp.write_text(text)
         written.append(path)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        if plot_path is not None:
-            raise RtstyleError("--plot needs matplotlib: pip install 'rtstyle[plot]'") from None
-        return written
-    written.append(plot(results, plot_path or json_path.with_suffix(".png")))
+    if plot_path is not None:
+        written.append(plot(results, plot_path))
     return written
 
 
@@ -635,9 +642,9 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
           measured_iterations: int | None = None, full: bool = False, quick: bool = False,
           resolutions: list[tuple[int, int]] | None = None, frames: int | None = None, clip: str | None = None,
           device: str | None = None, json_path: str | None = None, plot_path: str | None = None,
-          out_dir: str = "benchmarks/results", progress: bool = True) -> dict:
+          out_dir: str = "benchmarks/results", progress: bool = True, overwrite: bool = False) -> dict:
     """``rtstyle bench``: measure, print the tables, write JSON/Markdown/PNG. Returns the results."""
-    dev = torch.device(device) if device else default_device()
+    dev = parse_device(device)
     d = defaults(dev, quick)
     s = Settings(sizes=sizes or d["sizes"], iterations=iterations or d["iterations"],
                  opt_in=d["opt_in"] if backends is None else [],
@@ -659,9 +666,10 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
     out = Path(out_dir)
     if json_path is None:
         out.mkdir(parents=True, exist_ok=True)
+    paths = output_paths(dev, quick, Path(json_path) if json_path else None, Path(plot_path) if plot_path else None,
+                         out, overwrite)
     results = run(s, progress)
     print_results(results)
-    for path in write_results(results, Path(json_path) if json_path else None,
-                              Path(plot_path) if plot_path else None, out):
+    for path in write_results(results, *paths):
         print(f"wrote {path}")
     return results

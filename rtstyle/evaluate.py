@@ -21,11 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from rtstyle import gatys
+from rtstyle.backends import parse_device
 from rtstyle.data import gaussian_blur
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, progress as progress_bar
 from rtstyle.imageio import list_images, read_image, to_image, to_tensor
 from rtstyle.imresize import imresize
 from rtstyle.losses import load_style_target
@@ -83,7 +83,7 @@ def eval_sr(set_dir: str, scale: int = 4, model: str = "bicubic", *, blur: float
         model_name = meta["name"]
     methods = ["bicubic"] + ([model_name] if model_name else [])
     per_image: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in methods}
-    for path in tqdm(paths, desc=f"{folder.name} x{scale}", unit="img", dynamic_ncols=True):
+    for path in progress_bar(paths, desc=f"{folder.name} x{scale}", unit="img", dynamic_ncols=True):
         hr = modcrop(read_image(path), scale)
         if min(hr.shape[:2]) < 2 * scale + 11:
             raise RtstyleError(f"{path} is too small for x{scale} evaluation ({hr.shape[1]}x{hr.shape[0]})")
@@ -221,7 +221,7 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
     folder = Path(content_dir)
     if not folder.is_dir():
         raise RtstyleError(f"content folder not found: {folder}")
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = parse_device(device)
     model = open_model(style, "style", backend="torch", device=dev)
     meta = model.meta
     trained_on = Path(meta["data"]).resolve() if meta.get("data") else None

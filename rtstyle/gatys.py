@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
 from rtstyle import losses
-from rtstyle.errors import RtstyleError
+from rtstyle.backends import parse_device
+from rtstyle.errors import RtstyleError, progress as progress_bar
 from rtstyle.imageio import read_image, resize_longer, to_image, to_tensor, write_image
 from rtstyle.outputs import check_output
 from rtstyle.vgg import STYLE_LAYERS, VGG16Features, load_vgg16
@@ -85,7 +85,7 @@ def optimise(content: torch.Tensor, style: torch.Tensor, iterations: int, *, vgg
         terms["total"].backward()
         return terms["total"]
 
-    bar = tqdm(range(1, iterations + 1), unit="it", dynamic_ncols=True, desc="L-BFGS", disable=not progress)
+    bar = progress_bar(range(1, iterations + 1), unit="it", dynamic_ncols=True, desc="L-BFGS", disable=not progress)
     for i in bar:
         optimizer.step(closure)
         if progress or callback:
@@ -112,7 +112,7 @@ def stylise_file(content_path: str, style_path: str, out: str, *, iterations: in
     out_path = check_output([Path(content_path), Path(style_path)], Path(out), overwrite)
     content_rgb = resize_longer(read_image(content_path), size)
     style_rgb = resize_longer(read_image(style_path), style_size or max(content_rgb.shape[:2]))
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = parse_device(device)
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
     latest: dict[str, object] = {}
 

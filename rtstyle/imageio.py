@@ -38,17 +38,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise RtstyleError(f"image not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
+    return decode_image(np.fromfile(path, dtype=np.uint8), str(path))
+
+
+def decode_image(data: bytes | np.ndarray, name: str = "the image") -> np.ndarray:
+    """Encoded image bytes (a file's content, standard input) as ``read_image`` returns them."""
+    data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a damaged file is our one-line error, not its warnings
     # Always 3 channels (gray expanded, alpha dropped), turned by the EXIF orientation as viewers show it.
     with _quiet_stderr():
         img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if img is None:
-        raise RtstyleError(f"{path} is not a readable image")
+        raise RtstyleError(f"{name} is not a readable image")
     if img.dtype == np.uint16:
         img = (img / 257).round().astype(np.uint8)
     elif img.dtype != np.uint8:
-        raise RtstyleError(f"{path} holds {img.dtype} pixels; save it with 8 or 16 bits per channel")
+        raise RtstyleError(f"{name} holds {img.dtype} pixels; save it with 8 or 16 bits per channel")
     return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 
@@ -56,14 +61,19 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     """Write an HxWx3 uint8 RGB array; the format follows the extension. Atomic: temp file, then
     rename (a full disk leaves no partial file and says so)."""
     path = Path(path)
-    ext = path.suffix.lower() or ".png"
+    data = encode_image(rgb, path.suffix.lower() or ".png")
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def encode_image(rgb: np.ndarray, ext: str = ".png") -> bytes:
+    """An HxWx3 uint8 RGB array encoded in the format of extension ``ext`` (".png", ".jpg" ...)."""
     ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RtstyleError(f"cannot encode a {rgb.shape[1]}x{rgb.shape[0]} image as {ext}"
                            + (" (WebP holds at most 16383x16383)" if ext == ".webp" and max(rgb.shape[:2]) > 16383 else ""))
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(buf.tobytes())
-    return path
+    return buf.tobytes()
 
 
 def resize_longer(rgb: np.ndarray, size: int | None) -> np.ndarray:

@@ -62,6 +62,8 @@ def check_output(inputs: list[Path] | Path, output: Path, overwrite: bool) -> Pa
         raise RtstyleError(f"output {output} exists; pass --overwrite to replace it")
     if not output.parent.exists():
         raise RtstyleError(f"output folder {output.parent} does not exist")
+    if not os.access(output.parent, os.W_OK | os.X_OK):
+        raise RtstyleError(f"cannot write to the output folder {output.parent}")
     return output
 
 

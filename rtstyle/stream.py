@@ -22,12 +22,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from tqdm import tqdm
 
 from rtstyle import yuv
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, progress as progress_bar, say, warn
 from rtstyle.frames import Options, output_shape, process
-from rtstyle.imageio import IMAGE_EXTS, list_images, read_image, write_image
+from rtstyle.imageio import IMAGE_EXTS, decode_image, encode_image, list_images, read_image, write_image
 from rtstyle.interrupt import Interruption, graceful
 from rtstyle.models import Model, open_model, read_meta, resolve
 from rtstyle.outputs import check_output
@@ -45,6 +44,9 @@ class Report:
     frames: int
     seconds: float
     net_seconds: float
+    output: Path | None = None
+    model: str | None = None
+    backend: str | None = None
 
     @property
     def fps(self) -> float:
@@ -53,6 +55,12 @@ class Report:
     @property
     def net_fps(self) -> float:
         return self.frames / self.net_seconds if self.net_seconds else 0.0
+
+    def as_dict(self) -> dict:
+        """What ``--json`` prints."""
+        return {"output": str(self.output) if self.output else None, "model": self.model, "backend": self.backend,
+                "frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 3),
+                "net_fps": round(self.net_fps, 3)}
 
     def __str__(self) -> str:
         eff = f", efficiency {self.fps / self.net_fps:.0%}" if self.net_fps else ""
@@ -73,14 +81,18 @@ def video_command(src: str, output: str | None, model: str, kind: str = "style",
     check_video_output(src_path, dst, batch, overwrite)
     opened = open_model(str(path), kind, backend, device, precision)
     report = transcode(src_path, dst, opened, options or Options(), first, codec, crf, batch)
-    print(f"rtstyle: wrote {dst}: {report}", file=sys.stderr)
+    report.output, report.model, report.backend = dst, opened.name, opened.backend.name
+    say(f"wrote {dst}: {report}")
     return report
 
 
 def images_command(inputs: list[str], output: str | None, model: str, kind: str = "style", backend: str = "auto",
                    precision: str = "fp32", device: str | None = None, options: Options | None = None,
-                   overwrite: bool = False) -> list[Path]:
-    """``rtstyle stylize`` / ``rtstyle upscale IMAGE``."""
+                   overwrite: bool = False) -> dict:
+    """``rtstyle stylize`` / ``rtstyle upscale IMAGE``; ``-`` is stdin (input) or stdout (output).
+    Returns what ``--json`` prints: the outputs, the model, the backend."""
+    if "-" in inputs or output == "-":
+        return _stdio_image(inputs, output, model, kind, backend, precision, device, options or Options(), overwrite)
     paths = [Path(p) for p in inputs]
     for p in paths:
         if not p.exists():
@@ -88,16 +100,49 @@ def images_command(inputs: list[str], output: str | None, model: str, kind: str 
         if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and is_video(p):
             raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
     opened = open_model(model, kind, backend, device, precision)
+    t0 = time.perf_counter()
     written = run_images(paths, Path(output) if output else None, opened, options or Options(), overwrite,
                          name=opened.path.stem)
-    print(f"rtstyle: wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""),
-          file=sys.stderr)
-    return written
+    say(f"wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""))
+    return {"outputs": [str(p) for p in written], "model": opened.name, "backend": opened.backend.name,
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _stdio_image(inputs: list[str], output: str | None, model: str, kind: str, backend: str, precision: str,
+                 device: str | None, options: Options, overwrite: bool) -> dict:
+    """One image from stdin (``-``) or a file, to stdout (``-o -``, PNG) or a file."""
+    if len(inputs) != 1:
+        raise RtstyleError("- (standard input) takes one image, alone")
+    src = inputs[0]
+    if src == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise RtstyleError("- reads an image from standard input, but it is a terminal; pipe an image in")
+        rgb = decode_image(sys.stdin.buffer.read(), "standard input")
+    else:
+        rgb = read_image(src)
+    to_stdout = output == "-" or (output is None and src == "-")
+    dest = None if to_stdout else Path(output) if output else default_output(Path(src), resolve(model, kind).stem)
+    if dest is not None:
+        check_output([] if src == "-" else [Path(src)], dest, overwrite)
+        if dest.suffix.lower() not in IMAGE_EXTS:
+            raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
+    opened = open_model(model, kind, backend, device, precision)
+    t0 = time.perf_counter()
+    result = process(opened, rgb[None], options)[0]
+    if dest is None:
+        sys.stdout.buffer.write(encode_image(result, ".png"))
+        sys.stdout.buffer.flush()
+    else:
+        write_image(dest, result)
+        say(f"wrote {dest}")
+    return {"outputs": [str(dest) if dest else "-"], "model": opened.name, "backend": opened.backend.name,
+            "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def upscale_command(src: str, output: str | None, model: str, backend: str = "auto", precision: str = "fp32",
                     device: str | None = None, options: Options | None = None, codec: str | None = None,
-                    crf: int | None = None, batch: int = 1, overwrite: bool = False, scale: int | None = None) -> None:
+                    crf: int | None = None, batch: int = 1, overwrite: bool = False,
+                    scale: int | None = None) -> Report | dict:
     """Super-resolution of one image or video, decided by the file's content, not its name.
 
     ``scale``, when given, must be the model's (checked from its card, before anything is loaded)."""
@@ -105,10 +150,9 @@ def upscale_command(src: str, output: str | None, model: str, backend: str = "au
     if scale is not None and read_meta(path)["arch"].get("scale") != scale:
         raise RtstyleError(f"model {model} does not upscale x{scale}; drop --scale or pick another --model")
     common = dict(backend=backend, precision=precision, device=device, options=options, overwrite=overwrite)
-    if is_video(Path(src)):
-        video_command(src, output, str(path), "sr", codec=codec, crf=crf, batch=batch, **common)
-    else:
-        images_command([src], output, str(path), "sr", **common)
+    if src != "-" and is_video(Path(src)):
+        return video_command(src, output, str(path), "sr", codec=codec, crf=crf, batch=batch, **common)
+    return images_command([src], output, str(path), "sr", **common)
 
 
 def default_output(src: Path, name: str, suffix: str | None = None) -> Path:
@@ -141,7 +185,7 @@ def run_images(inputs: list[Path], output: Path | None, model: Model, options: O
         except OSError as e:
             raise RtstyleError(f"cannot create the output folder {dest.parent}: {e.strerror or e}") from None
         check_output([s for s, _ in jobs], dest, overwrite)
-    for src, dest in tqdm(jobs, unit="image", disable=not progress or len(jobs) < 2):
+    for src, dest in progress_bar(jobs, unit="image", disable=not progress or len(jobs) < 2):
         write_image(dest, process(model, read_image(src), options))
     return [dest for _, dest in jobs]
 
@@ -257,8 +301,7 @@ def _warn_dropped(inp) -> None:
     dropped = [s for s in inp.streams if s.type not in ("video", "audio")] + list(inp.streams.video[1:])
     if dropped:
         kinds = ", ".join(sorted({s.type for s in dropped}))
-        print(f"rtstyle: warning: dropping {len(dropped)} stream(s) ({kinds}) not supported in the output",
-              file=sys.stderr)
+        warn(f"dropping {len(dropped)} stream(s) ({kinds}) not supported in the output")
 
 
 def _total_frames(inp, vstream) -> int | None:
@@ -289,7 +332,7 @@ def _add_audio_streams(inp, writer: VideoWriter) -> dict:
 
 def _encode(writer: VideoWriter, pipe: _Pipeline, total: int | None, progress: bool, interrupt: Interruption) -> None:
     """Mux what the stages deliver, in order: video frames encoded, audio packets copied or re-encoded."""
-    bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=total, unit="frame", disable=not progress)
     try:
         while (item := _get(pipe.out, pipe.stop)) is not None:
             if item[0] == "v":
@@ -454,7 +497,7 @@ def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event, pl
     emit(True)
     if skipped:
         counts = ", ".join(f"{n} {why}" for why, n in skipped.items())
-        print(f"rtstyle: warning: skipped {counts} packet(s), as players do", file=sys.stderr)
+        warn(f"skipped {counts} packet(s), as players do")
 
 
 def _decode_packet(packet: av.Packet) -> list | None:

@@ -20,12 +20,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
-from tqdm import tqdm
 
 from rtstyle import checkpoint, losses, models
+from rtstyle.backends import parse_device
 from rtstyle.data import ImageFolder, worker_init
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, progress as progress_bar, say
 from rtstyle.nets import build_net
+from rtstyle.outputs import check_output
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
 
@@ -103,7 +104,7 @@ def _distributed() -> tuple[int, int]:
 
 def _device(device: str | None, rank: int) -> torch.device:
     if device:
-        return torch.device(device)
+        return parse_device(device)
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
     return torch.device("cpu")
@@ -181,7 +182,7 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
         start = int(state["step"])
     model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
     recent: dict[str, list[float]] = {}
-    bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=rank != 0,
+    bar = progress_bar(range(start, iterations), initial=start, total=iterations, disable=rank != 0,
                unit="it", dynamic_ncols=True, desc=meta["name"])
     model.train()
 
@@ -207,6 +208,9 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
                 bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in recent.items()})
             if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < iterations:
                 save(step + 1)
+                if rank == 0 and bar.disable:  # no bar (a log file, --no-progress): one line per checkpoint
+                    say(f"{meta['name']}: step {step + 1}/{iterations}, "
+                        + ", ".join(f"{k} {sum(v) / len(v):.4g}" for k, v in recent.items()))
         step = iterations
     except KeyboardInterrupt:
         save(step)
@@ -278,10 +282,17 @@ def model_card(recipe: StyleRecipe | SRRecipe, world: int, vgg_hash: str | None)
 
 def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: bool = False,
           checkpoint_every: int = 1000, vgg_weights: str | None = None, workers: int = 2,
-          device: str | None = None) -> Path | None:
-    """Train the net ``recipe`` describes and save it to ``out`` (default: the user model folder)."""
+          device: str | None = None, overwrite: bool = False) -> Path | None:
+    """Train the net ``recipe`` describes and save it to ``out`` (default: the user model folder).
+
+    An existing model file there needs ``overwrite`` (or ``resume``: the model is being continued);
+    that, and that its folder can be written, is checked before any work."""
     started = time.time()
     rank, world, dev, out_path, state_path = _setup(recipe.name, out, recipe.seed, device)
+    if rank == 0:
+        if out is None:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+        check_output([Path(recipe.data)], out_path, overwrite or resume)
     task = _style_task if isinstance(recipe, StyleRecipe) else _sr_task
     dataset, loss_fn, vgg_hash = task(recipe, vgg_weights, dev, rank)
     net = build_net(recipe.arch())  # after the VGG-16: its construction draws from the same seeded generator
@@ -293,7 +304,7 @@ def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: boo
     return _finish(net, meta, final, out_path, started, dev, rank)
 
 
-RUN_OPTIONS = ("out", "resume", "checkpoint_every", "vgg_weights", "workers", "device")
+RUN_OPTIONS = ("out", "resume", "checkpoint_every", "vgg_weights", "workers", "device", "overwrite")
 
 
 def _run(recipe_type: type, options: dict, **given) -> Path | None:

@@ -48,10 +48,37 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def parse_device(name: str | torch.device | None) -> torch.device:
+    """A device name (``cpu``, ``cuda``, ``cuda:1``, ``mps``) -> a device this machine has; default:
+    CUDA when present, else the CPU. A device it does not have is a one-line error.
+
+    >>> parse_device("cpu")
+    device(type='cpu')
+    """
+    if name is None or name == "":
+        return default_device()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise RtstyleError(f"unknown device {str(name)!r}; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this PyTorch is a CPU-only build" if torch.version.cuda is None
+                   else "no CUDA GPU or driver was found")
+            raise RtstyleError(f"device {name} asked for, but CUDA is not available ({why}); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RtstyleError(f"device {name} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise RtstyleError(f"device {name} asked for, but MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise RtstyleError(f"device {name}: rtstyle runs on cpu, cuda or mps")
+    return device
+
+
 def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str | torch.device | None = None,
                  precision: str = "fp32") -> Backend:
     """Wrap ``net`` (with its metadata) in the requested backend; ``auto`` picks the fastest available."""
-    device = torch.device(device) if device else default_device()
+    device = parse_device(device)
     if precision not in PRECISIONS:
         raise RtstyleError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if backend not in BACKENDS:
