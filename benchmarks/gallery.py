@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RtstyleError("no content photos: pass --content or set RTSTYLE_SHARED")
         image = render(names, content, args.cell, args.device, shared / "data" / "styles" if shared else None)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_image(args.out, image)
+        write_image(args.out, image, overwrite=True)
     except RtstyleError as e:
         print(f"gallery: error: {e}", file=sys.stderr)
         return 2

@@ -64,7 +64,7 @@ def _run(image: Image, model: Model, options: Options, output, overwrite: bool) 
         from PIL import Image as PILImage
 
         return PILImage.fromarray(result)
-    return write_image(dest, result)
+    return write_image(dest, result, overwrite)
 
 
 class Stylizer:

@@ -37,7 +37,7 @@ from rich.table import Table
 from torch import nn
 
 from rtstyle import stream
-from rtstyle.backends import BACKENDS, PRECISIONS, load_backend, parse_device
+from rtstyle.backends import BACKENDS, PRECISIONS, load_backend, resolve_device
 from rtstyle.errors import RtstyleError, progress as progress_bar
 from rtstyle.frames import Options
 from rtstyle.gatys import optimise
@@ -329,7 +329,7 @@ def _combos(backends: list[str]) -> list[tuple[str, str]]:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise RtstyleError(f"unknown backend {unknown[0]!r}; choose from {', '.join(b for b in BACKENDS if b != 'auto')}")
-    combos = [(b, p) for b in backends for p in PRECISIONS]
+    combos = [(b, p) for b in backends for p in PRECISIONS if p in ("fp32", "fp16")]
     if ("torch", "fp32") not in combos:
         combos.insert(0, ("torch", "fp32"))
     return combos
@@ -597,7 +597,7 @@ def plot(results: dict, path: Path) -> Path:
     ax.set_title("Feed-forward vs optimisation (Johnson et al. 2016, Table 1)")
     ax.legend()
     fig.tight_layout()
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=True) as tmp:  # results are refreshed in place by design
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path
@@ -608,9 +608,10 @@ def _slug(text: str) -> str:
 
 
 def output_paths(device: torch.device, quick: bool, json_path: Path | None, plot_path: Path | None,
-                 out_dir: Path, overwrite: bool = False) -> tuple[Path, Path | None]:
-    """(JSON path, chart path or None without matplotlib), checked before any work: no existing file
-    without ``overwrite``, a folder that can be written."""
+                 out_dir: Path, overwrite: bool = False, inputs: list | None = None) -> tuple[Path, Path | None]:
+    """(JSON path, chart path or None without matplotlib), checked before hours of measuring: no
+    existing file without ``overwrite`` (the rule of every command), never an input (the clip), a
+    folder that can be written."""
     json_path = json_path or out_dir / f"bench-{'quick-' if quick else ''}{_slug(device_name(device))}.json"
     try:
         import matplotlib  # noqa: F401
@@ -621,7 +622,7 @@ def output_paths(device: torch.device, quick: bool, json_path: Path | None, plot
         plot_path = plot_path or json_path.with_suffix(".png")
     for p in (json_path, json_path.with_suffix(".md"), plot_path):
         if p is not None:
-            check_output([], p, overwrite)
+            check_output(inputs or [], p, overwrite)
     return json_path, plot_path
 
 
@@ -630,7 +631,7 @@ def write_results(results: dict, json_path: Path, plot_path: Path | None) -> lis
     written = []
     for path, text in ((json_path, json.dumps(results, indent=2) + "\n"),
                        (json_path.with_suffix(".md"), markdown(results))):
-        with atomic_output(path) as tmp:
+        with atomic_output(path, overwrite=True) as tmp:
             tmp.write_text(text)
         written.append(path)
     if plot_path is not None:
@@ -644,7 +645,7 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
           device: str | None = None, json_path: str | None = None, plot_path: str | None = None,
           out_dir: str = "benchmarks/results", progress: bool = True, overwrite: bool = False) -> dict:
     """``rtstyle bench``: measure, print the tables, write JSON/Markdown/PNG. Returns the results."""
-    dev = parse_device(device)
+    dev = resolve_device(device)
     d = defaults(dev, quick)
     s = Settings(sizes=sizes or d["sizes"], iterations=iterations or d["iterations"],
                  opt_in=d["opt_in"] if backends is None else [],
@@ -667,7 +668,7 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
     if json_path is None:
         out.mkdir(parents=True, exist_ok=True)
     paths = output_paths(dev, quick, Path(json_path) if json_path else None, Path(plot_path) if plot_path else None,
-                         out, overwrite)
+                         out, overwrite, [clip] if clip else [])
     results = run(s, progress)
     print_results(results)
     for path in write_results(results, *paths):

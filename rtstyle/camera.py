@@ -35,6 +35,7 @@ from rtstyle.errors import RtstyleError
 from rtstyle.frames import Options, process
 from rtstyle.imageio import write_image
 from rtstyle.outputs import atomic_output, check_output
+from rtstyle.stabilize import Stabilizer
 from rtstyle.writer import VideoWriter
 
 WINDOW = "rtstyle cam"
@@ -457,14 +458,14 @@ class Progress:
 def run(source: str = "0", style: str | None = None, backend: str = "auto", precision: str = "fp32",
         device: str | None = None, window: bool = True, record: str | None = None, frames: int | None = None,
         max_side: int | None = None, overwrite: bool = False, retries: int = 5, timeout: float = 5.0,
-        snapshot_dir: str = ".") -> Stats:
+        snapshot_dir: str = ".", stabilize: bool = False) -> Stats:
     """Stylize ``source`` live: show it (``window``), record it (``record``), stop after ``frames``.
 
     Ends when the user quits, after ``frames`` frames, at the end of a file, or when a live source
     stays lost after ``retries`` reconnects; in every case (Ctrl-C included) the recording is finalised.
     """
     out = _check_args(source, window, record, frames, overwrite, retries, timeout)
-    options = Options(max_side=max_side)
+    options = Options(max_side=max_side, stabilize=stabilize)
     styles, view = Styles(style, backend, precision, device), View()
     reader = open_source(source, timeout)
     try:
@@ -478,7 +479,7 @@ def run(source: str = "0", style: str | None = None, backend: str = "auto", prec
     grabber.start()
     recorder = None
     try:
-        with (atomic_output(out, keep_partial_on_interrupt=True) if out else contextlib.nullcontext()) as tmp:
+        with (atomic_output(out, overwrite, keep_partial_on_interrupt=True) if out else contextlib.nullcontext()) as tmp:
             recorder = Recorder(tmp, RECORD_FORMATS[out.suffix.lower()]) if out else None
             closing = [s for s in (None if window else Progress(frames), recorder) if s]
             try:
@@ -512,7 +513,7 @@ def _check_args(source: str, window: bool, record: str | None, frames: int | Non
     if out is not None:
         if out.suffix.lower() not in RECORD_FORMATS:
             raise RtstyleError(f"--record must end in {', '.join(RECORD_FORMATS)}, not {out.name!r}")
-        check_output([] if is_live(source) else [Path(source)], out, overwrite)  # never record over a source file
+        check_output([source], out, overwrite)  # never record over the source, however spelled (a file: URL too)
     if window:
         check_display()
     return out
@@ -523,6 +524,7 @@ def show_frames(latest: Latest, styles: Styles, options: Options, view: View, si
     """Stylize the newest frame whenever free and hand it to every sink, until the user quits,
     ``frames`` are shown or the source ends."""
     seq, shown, start = 0, None, time.monotonic()
+    stabilizer, stabilized_as = (Stabilizer() if options.stabilize else None), None
     try:
         while not view.quit and (frames is None or stats.frames < frames):
             item = latest.get(seq, timeout=0.05)
@@ -537,7 +539,10 @@ def show_frames(latest: Latest, styles: Styles, options: Options, view: View, si
             rgb = frame()
             if not stats.frames:
                 start = grabbed  # the rate counts from the first frame, not from opening the source
-            shown = rgb if view.original else process(styles.get(), rgb, options)
+            if stabilizer is not None and (styles.name, view.original) != stabilized_as:
+                stabilizer.reset()  # a new style (or the original shown in between): no history across
+                stabilized_as = (styles.name, view.original)
+            shown = rgb if view.original else process(styles.get(), rgb, options, stabilizer)
             stats.add(grabbed, time.monotonic())
             for sink in sinks:
                 sink.show(shown, grabbed, stats)

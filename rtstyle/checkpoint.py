@@ -23,17 +23,24 @@ from rtstyle.nets import build_net
 from rtstyle.outputs import write_atomic
 
 
-def save_model(net: nn.Module, path: str | os.PathLike, meta: dict, half: bool = False) -> Path:
-    """Write ``net``'s weights (fp16 if ``half``) and ``meta`` as one safetensors file."""
+def save_model(net: nn.Module, path: str | os.PathLike, meta: dict, half: bool = False,
+               overwrite: bool = False) -> Path:
+    """Write ``net``'s weights (fp16 if ``half``) and ``meta`` as one safetensors file, whatever its
+    name (``load_model`` decides by content); an existing file is replaced only with ``overwrite``."""
     path = Path(path)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in net.state_dict().items()}
-    write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={"rtstyle": json.dumps(meta)}))
+    write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={"rtstyle": json.dumps(meta)}), overwrite)
     return path
 
 
 def read_meta(path: str | os.PathLike) -> dict:
-    """The JSON metadata of a model file, without loading its tensors."""
+    """The JSON metadata of a model file, without loading its tensors (a training state: its ``meta``)."""
+    if Path(path).is_file() and not is_safetensors(Path(path)):
+        meta = load_training_state(path)["meta"]
+        if not isinstance(meta, dict):
+            raise RtstyleError(f"{path} is not an rtstyle model file (no metadata)")
+        return meta
     try:
         with safe_open(str(path), "pt") as f:
             return json.loads((f.metadata() or {})["rtstyle"])
@@ -46,7 +53,7 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     path = Path(path)
     if not path.is_file():
         raise RtstyleError(f"model file not found: {path}")
-    if path.suffix == ".safetensors":
+    if is_safetensors(path):
         meta = read_meta(path)
         try:
             state = load_file(str(path))
@@ -63,9 +70,24 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     return net.eval(), meta
 
 
+def is_safetensors(path: Path) -> bool:
+    """Decided by content, not by name: a safetensors file starts with its header's length (8 bytes,
+    little-endian) and the header, a JSON object. (A training state is a zip, ``PK``, or a pickle.)"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as e:
+        raise RtstyleError(f"cannot read model file {path}: {e.strerror or e}") from None
+    if head[8:9] == b"{" and head[:2] != b"PK":
+        return True
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # a zip (torch.save) or a pickle
+        return False
+    return path.suffix == ".safetensors"  # neither: damaged; read_meta says what is wrong
+
+
 def save_training_state(path: str | os.PathLike, state: dict) -> Path:
     path = Path(path)
-    write_atomic(path, lambda tmp: torch.save(state, tmp))
+    write_atomic(path, lambda tmp: torch.save(state, tmp), overwrite=True)  # the run's own state, saved again and again
     return path
 
 

@@ -9,6 +9,7 @@ an ``RtstyleError`` or a usage error: ``main`` prints it on one line and exits 2
 from __future__ import annotations
 
 import contextlib
+import errno
 import json as jsonlib
 import os
 import sys
@@ -19,10 +20,12 @@ import typer
 from rtstyle import __version__
 from rtstyle.errors import RtstyleError, configure
 
-try:  # typer vendors click since 0.22; older releases use click itself
-    from typer._click.exceptions import ClickException
+try:  # recent typer ships its own click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+STREAM_ERRORS = (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF, errno.EFBIG, errno.EDQUOT)
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -33,12 +36,15 @@ app.add_typer(train_app, name="train")
 # The parser's choices. The backends are rtstyle.backends.BACKENDS (tests check they match; not
 # imported here, so that --help and --version do not load torch).
 Backend = Literal["auto", "tensorrt", "compile", "onnxruntime", "torch"]
-Precision = Literal["fp32", "fp16"]
+Precision = Literal["auto", "fp32", "fp16", "int8"]
 CODECS = ("h264", "hevc", "vp9", "av1")
 
 VGG_HELP = ("VGG-16 weights file (torchvision layout). Default: $RTSTYLE_VGG16, the torch hub cache, "
             "then torchvision's download URL.")
-PRECISION_HELP = "Inference precision; fp16 needs CUDA."
+PRECISION_HELP = ("auto (fp32; on a CPU int8 when built, checked and measured faster), fp32, fp16 (CUDA) "
+                  "or int8 (CPU, ONNX Runtime; calibrated once on photos).")
+STABILIZE_HELP = ("Temporal stabilisation: blend in the previous output moved by the input's optical flow "
+                  "where the flow is consistent (occlusions and scene cuts take the fresh frame).")
 DEVICE_HELP = "Device: cpu, cuda, cuda:1 ... Default: CUDA when present, else the CPU."
 BACKEND_HELP = ("Inference backend. auto picks TensorRT or torch.compile on CUDA, and on the CPU whichever "
                 "of ONNX Runtime and eager PyTorch measured faster.")
@@ -60,10 +66,10 @@ def _device(value: Optional[str]) -> Optional[str]:
     one-line usage error, not a crash later)."""
     if value is None:
         return None
-    from rtstyle.backends import parse_device
+    from rtstyle.backends import resolve_device
 
     try:
-        return str(parse_device(value))
+        return str(resolve_device(value))
     except RtstyleError as e:
         raise typer.BadParameter(str(e)) from None
 
@@ -181,6 +187,15 @@ def train_sr(
     amp: bool = typer.Option(True, help="bf16 mixed precision where the hardware has it."),
     residual: bool = typer.Option(False, help="Add the bicubic upsampling to the output (not in the paper): "
                                   "starts at bicubic quality, for short trainings."),
+    norm: Literal["batch", "instance", "none"] = typer.Option("batch", help="Normalisation: batch (the paper's), instance or none."),
+    upsample: Literal["resize", "deconv"] = typer.Option("resize", help="Upsampling: resize (nearest x2 + conv, no checkerboard) or deconv (the paper's)."),
+    taper: bool = typer.Option(False, help="Halve the channels at each upsampling (about 2.5x less arithmetic)."),
+    feat_weight: float = typer.Option(1.0, help="Weight of the relu2_2 feature loss (--loss feat)."),
+    pixel_weight: Optional[float] = typer.Option(None, help="Weight of the pixel loss. Default: 1 for --loss pixel, 0 for feat."),
+    lr_decay: Literal["none", "cosine"] = typer.Option("none", help="Learning rate schedule: none, or cosine (to 0 at the last step)."),
+    blur: float = typer.Option(0.0, help="Gaussian blur sigma of the training inputs before downsampling "
+                               "(the paper's 1.0; 0 matches the benchmarks' inputs)."),
+    init: Optional[str] = typer.Option(None, help="Start from this SR model's weights (same architecture)."),
     quiet: bool = QUIET,
     no_progress: bool = NO_PROGRESS,
 ) -> None:
@@ -189,8 +204,9 @@ def train_sr(
     from rtstyle.train import SRRecipe, train
 
     recipe = SRRecipe(data, name or f"sr_x{scale}_{loss}", scale=scale, loss=loss, iterations=iterations,
-                      batch_size=batch_size, patch_size=patch_size, tv_weight=tv_weight, lr=lr, width=width,
-                      residual=residual, seed=seed, amp=amp)
+                      batch_size=batch_size, patch_size=patch_size, feat_weight=feat_weight, pixel_weight=pixel_weight,
+                      tv_weight=tv_weight, lr=lr, lr_decay=lr_decay, norm=norm, upsample=upsample, width=width,
+                      residual=residual, taper=taper, blur=blur, init=init, seed=seed, amp=amp)
     train(recipe, out=output, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
           workers=workers, device=device, overwrite=overwrite)
 
@@ -313,7 +329,7 @@ def cam(
     source: str = typer.Option("0", help="Camera index, /dev/videoN, a stream URL (udp://, rtsp://, http://...) or a video file."),
     style: Optional[str] = typer.Option(None, "-s", "--style", help=STYLE_HELP + " Default: the first installed style."),
     backend: Backend = typer.Option("auto", help=BACKEND_HELP),
-    precision: Precision = typer.Option("fp32", help=PRECISION_HELP),
+    precision: Precision = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = DEVICE,
     window: bool = typer.Option(True, help="Show the preview window (keys: 1-9 style, space original, s snapshot, q quit; needs rtstyle[gui])."),
     record: Optional[str] = typer.Option(None, "-o", "--output", "--record",
@@ -323,6 +339,7 @@ def cam(
     overwrite: bool = OVERWRITE,
     retries: int = typer.Option(5, help="Reconnect attempts in a row when a live source drops (backoff 0.5 s, doubling, max 8 s)."),
     timeout: float = typer.Option(5.0, help="Seconds without data before a stream counts as unavailable or dropped."),
+    stabilize: bool = typer.Option(False, help=STABILIZE_HELP),
     quiet: bool = QUIET,
 ) -> None:
     """Stylize a live camera or stream, processing always the newest frame (stale ones are dropped)."""
@@ -330,7 +347,7 @@ def cam(
     from rtstyle.camera import run
 
     run(source, style, backend=backend, precision=precision, device=device, window=window, record=record,
-        frames=frames, max_side=max_side, overwrite=overwrite, retries=retries, timeout=timeout)
+        frames=frames, max_side=max_side, overwrite=overwrite, retries=retries, timeout=timeout, stabilize=stabilize)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -403,6 +420,45 @@ def eval_style(
         _print_json(result)
 
 
+@eval_app.command("flicker")
+def eval_flicker(
+    style: str = typer.Option("candy,mosaic,udnie", "-s", "--style", help="Comma-separated style model names or files."),
+    clips: Optional[list[str]] = typer.Option(None, "--clip", help="Video to measure (repeatable). Default: $RTSTYLE_SHARED/data/video/*."),
+    pan: Optional[str] = typer.Option(None, help="Photo for the synthetic pan (exact known motion), 'none' to skip. Default: $RTSTYLE_SHARED/data/content/chicago.jpg."),
+    frames: int = typer.Option(30, help="Frames per clip (the first N)."),
+    side: int = typer.Option(320, help="Downscale frames to at most this many pixels on the longer side (the net runs there)."),
+    style_every: int = typer.Option(6, help="Style loss on every N-th frame (0: skip the style loss and VGG)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Also write the results to this JSON file."),
+    plot: Optional[str] = typer.Option(None, help="Write the bar chart to this PNG."),
+    overwrite: bool = OVERWRITE,
+    json: bool = JSON,
+    backend: Backend = typer.Option("auto", help="Inference backend for the style nets."),
+    vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
+    device: Optional[str] = DEVICE,
+    quiet: bool = QUIET,
+    no_progress: bool = NO_PROGRESS,
+) -> None:
+    """Warping error (flicker) of stylized video, per-frame vs --stabilize, beside the input's own error.
+
+    Farneback flow on the input frames with a forward-backward consistency mask; exact flow on the pan.
+    """
+    _quiet(quiet, no_progress)
+    from pathlib import Path
+
+    from rtstyle.flicker import eval_flicker as run
+
+    shared = os.environ.get("RTSTYLE_SHARED")
+    if pan is None and shared:
+        pan = str(Path(shared) / "data" / "content" / "chicago.jpg")
+    with _stdout_for_json(json):
+        result = run([s.strip() for s in style.split(",") if s.strip()], [Path(c) for c in clips] if clips else None,
+                     Path(pan) if pan and pan != "none" else None, frames=frames, side=side, style_every=style_every,
+                     json_path=output, plot_path=plot, overwrite=overwrite, backend=backend, vgg_weights=vgg_weights,
+                     device=device)
+    if json:
+        _print_json(result)
+
+
 # ---------------------------------------------------------------- backends (ONNX export, TensorRT engines)
 
 @app.command("export")
@@ -410,7 +466,7 @@ def export_model(
     style: str = typer.Option(..., "-s", "--style", help="Model: an installed name or a model file (style or SR)."),
     fmt: Literal["onnx", "tensorrt"] = typer.Option("onnx", "--format", help="onnx (a file) or tensorrt (an engine in the engine folder)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="ONNX file to write. Default: NAME.onnx."),
-    precision: Optional[Precision] = typer.Option(None, help="Precision. Default: fp32 for onnx, fp16 for tensorrt."),
+    precision: Optional[Literal["fp32", "fp16", "int8"]] = typer.Option(None, help="Precision (int8: onnx only). Default: fp32 for onnx, fp16 for tensorrt."),
     min_hw: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW of the engine's profile. Default: 32x32."),
     opt_hw: Optional[str] = typer.Option(None, "--opt", help="Input HxW the engine is tuned for. Default: 720x1280."),
     max_hw: Optional[str] = typer.Option(None, "--max", help="Largest input HxW of the engine's profile. Default: 1088x1920."),
@@ -430,11 +486,12 @@ def export_model(
 # ---------------------------------------------------------------- video files and images
 
 def _frame_options(max_side: Optional[int] = None, size: Optional[str] = None, strength: float = 1.0,
-                   preserve_color: bool = False, side_by_side: bool = False, tile: Optional[int] = None):
+                   preserve_color: bool = False, side_by_side: bool = False, tile: Optional[int] = None,
+                   stabilize: bool = False):
     from rtstyle.frames import Options, parse_size
 
     return Options(max_side=max_side, size=parse_size(size), strength=strength, preserve_color=preserve_color,
-                   side_by_side=side_by_side, tile=tile)
+                   side_by_side=side_by_side, tile=tile, stabilize=stabilize)
 
 
 def _no_json_on_stdout(json: bool, output: Optional[str]) -> None:
@@ -448,7 +505,7 @@ def video(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output video. Default: IN-STEM.STYLE.mp4 beside the input."),
     style: str = typer.Option(..., "-s", "--style", help=STYLE_HELP),
     backend: Backend = typer.Option("auto", help=BACKEND_HELP),
-    precision: Precision = typer.Option("fp32", help=PRECISION_HELP),
+    precision: Precision = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = DEVICE,
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back (faster, coarser strokes). Default: the frame's size."),
     size: Optional[str] = typer.Option(None, help=SIZE_HELP),
@@ -458,6 +515,7 @@ def video(
     codec: Optional[str] = CODEC,
     crf: Optional[int] = typer.Option(None, help="Constant quality, lower is better. Default: 18 for h264 and hevc, 30 for vp9."),
     batch: int = typer.Option(1, help="Frames per inference call."),
+    stabilize: bool = typer.Option(False, help=STABILIZE_HELP),
     overwrite: bool = OVERWRITE,
     json: bool = JSON,
     quiet: bool = QUIET,
@@ -468,8 +526,8 @@ def video(
     from rtstyle.stream import video_command
 
     report = video_command(input, output, style, "style", backend, precision, device,
-                           _frame_options(max_side, size, strength, preserve_color, side_by_side), codec, crf, batch,
-                           overwrite)
+                           _frame_options(max_side, size, strength, preserve_color, side_by_side, stabilize=stabilize),
+                           codec, crf, batch, overwrite)
     if json:
         _print_json(report.as_dict())
 
@@ -484,7 +542,7 @@ def upscale(
     tile: Optional[int] = typer.Option(None, help="Process in overlapping tiles of N input pixels (large frames, bounded memory, no seams)."),
     side_by_side: bool = typer.Option(False, help="Write bicubic | super-resolved."),
     backend: Backend = typer.Option("auto", help=BACKEND_HELP),
-    precision: Precision = typer.Option("fp32", help=PRECISION_HELP),
+    precision: Precision = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = DEVICE,
     codec: Optional[str] = CODEC,
     crf: Optional[int] = typer.Option(None, help="Video constant quality (see `rtstyle video --help`)."),
@@ -514,7 +572,7 @@ def stylize(
                                          "to DIR.STYLE/, stdin to stdout."),
     style: str = typer.Option(..., "-s", "--style", help=STYLE_HELP),
     backend: Backend = typer.Option("auto", help=BACKEND_HELP),
-    precision: Precision = typer.Option("fp32", help=PRECISION_HELP),
+    precision: Precision = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = DEVICE,
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back. Default: the image's size."),
     size: Optional[str] = typer.Option(None, help=SIZE_HELP),
@@ -558,46 +616,81 @@ def demo(
 
 # ---------------------------------------------------------------- entry point
 
-def _usage_line(e: ClickException) -> str:
-    """A usage error in one line: the message and where the help is."""
-    ctx = getattr(e, "ctx", None)
-    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    message = " ".join(e.format_message().replace("Value error, ", "").split())
-    return f"rtstyle: error: {message}{where}"
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code
-    (2 for usage errors and ``RtstyleError``, 130 for Ctrl-C)."""
+    """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code.
+
+    Usage errors (unknown option, missing argument, bad value) are one line like every other error
+    (exit 2); Ctrl-C exits 130.
+    """
+    _standard_streams()
     configure()  # each call starts from the defaults (tests call main many times in one process)
     try:
-        result = typer.main.get_command(app).main(args=argv, prog_name="rtstyle", standalone_mode=False)
-        return result if isinstance(result, int) else 0
-    except ClickException as e:
-        if type(e).__name__ == "NoArgsIsHelpError":  # `rtstyle`, `rtstyle train`: the help, not an error line
-            e.show()
-        else:
-            print(_usage_line(e), file=sys.stderr)
-        return e.exit_code
+        code = app(args=argv, prog_name="rtstyle", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except SystemExit as e:
+        stream = e.__context__  # typer turns a closed pipe into a silent exit 1
+        if isinstance(stream, OSError) and stream.errno in STREAM_ERRORS and not stream.filename:
+            return _error(f"cannot write the output stream: {os.strerror(stream.errno)}", 2)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except NoArgsIsHelpError as e:  # `rtstyle`, `rtstyle train`: the help, as before
+        print(e.format_message(), file=sys.stderr)
+        return 2
+    except UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        return _error(f"{' '.join(e.format_message().replace('Value error, ', '').split())}{where}", 2)
+    except ClickException as e:
+        return _error(" ".join(e.format_message().split()), e.exit_code)
     except RtstyleError as e:
-        print(f"rtstyle: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return _error(str(e), e.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         print("rtstyle: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `rtstyle styles | head`: the reader left, nothing to report
-        sys.stderr.close()
-        return 1
+    except OSError as e:  # not a file rtstyle writes (those are RtstyleErrors): stdout or stderr
+        if e.errno in STREAM_ERRORS and not e.filename:
+            return _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)
+        return _internal(e)
     except Exception as e:  # last resort: a bug, still reported in one line
-        if os.environ.get("RTSTYLE_DEBUG"):
-            raise
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"rtstyle: internal error: {e.__class__.__name__}: {detail} (set RTSTYLE_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
+        return _internal(e)
+
+
+def _error(message: str, code: int) -> int:
+    try:
+        print(f"rtstyle: error: {message}", file=sys.stderr, flush=True)
+    except OSError:  # stderr itself is full or gone: the exit code still tells
+        pass
+    return code
+
+
+def _internal(e: Exception) -> int:
+    if os.environ.get("RTSTYLE_DEBUG"):
+        raise e
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    print(f"rtstyle: internal error: {e.__class__.__name__}: {detail} (set RTSTYLE_DEBUG=1 for the traceback)",
+          file=sys.stderr)
+    return 1
+
+
+def _standard_streams() -> None:
+    """Descriptors 0-2 open, on /dev/null if the caller closed them (`2>&-`): otherwise the next
+    file opened takes the number, and FFmpeg's and OpenCV's messages for stderr land in the output
+    video. Python then has no sys.stderr either: one is made, so errors still cost no traceback."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if fd and getattr(sys, ("stdout", "stderr")[fd - 1]) is None:
+                setattr(sys, ("stdout", "stderr")[fd - 1], open(fd, "w", closefd=False))
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # what a full disk or a closed pipe refuses shows here at the latest
+    except OSError as e:
+        code = _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # (Python flushes it again at exit)
+    sys.exit(code)

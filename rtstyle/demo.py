@@ -23,7 +23,7 @@ def run_demo(out_dir: Path, style: str = "candy", backend: str = "auto", frames:
     stylized = out_dir / f"demo.{style}.mp4"
     report = run_video(clip, stylized, model, Options(), overwrite=True)
     still = process(model, pattern(frames // 2, *size)[None], Options(side_by_side=True))[0]
-    preview = write_image(out_dir / f"demo.{style}.png", still)
+    preview = write_image(out_dir / f"demo.{style}.png", still, overwrite=True)
     print(f"rtstyle demo: {report}\nrtstyle demo: input {clip}\nrtstyle demo: stylized video {stylized}\n"
           f"rtstyle demo: side-by-side still {preview}", file=sys.stderr)
     return stylized, preview

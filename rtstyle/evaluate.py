@@ -23,15 +23,15 @@ import numpy as np
 import torch
 
 from rtstyle import gatys
-from rtstyle.backends import parse_device
-from rtstyle.data import gaussian_blur
+from rtstyle.backends import resolve_device
+from rtstyle.data import make_lr
 from rtstyle.errors import RtstyleError, progress as progress_bar
 from rtstyle.imageio import list_images, read_image, to_image, to_tensor
 from rtstyle.imresize import imresize
 from rtstyle.losses import load_style_target
 from rtstyle.metrics import modcrop, sr_scores
 from rtstyle.models import open_model
-from rtstyle.outputs import atomic_output, check_output
+from rtstyle.outputs import atomic_output, check_output, same_file
 from rtstyle.paper import SR as PAPER_SR, SR_LABELS as PAPER_LABELS
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
@@ -43,17 +43,6 @@ def is_one_channel(path: Path) -> bool:
 
 
 # ---------------------------------------------------------------- super-resolution
-
-def make_lr(hr: np.ndarray, scale: int, blur: float = 0.0) -> np.ndarray:
-    """The low-resolution test input: MATLAB bicubic ``imresize(hr, 1/scale)``, rounded to uint8.
-
-    ``blur > 0`` first applies the Gaussian blur of the training degradation (``rtstyle.data.degrade``);
-    the SR literature's benchmark numbers (and the paper's bicubic baseline) use no blur.
-    """
-    if not blur:
-        return imresize(hr, 1 / scale)
-    return imresize(to_image(gaussian_blur(to_tensor(hr), blur)), 1 / scale)
-
 
 def _loss_of(meta: dict) -> str | None:
     return meta.get("recipe", {}).get("loss")
@@ -76,7 +65,7 @@ def eval_sr(set_dir: str, scale: int = 4, model: str = "bicubic", *, blur: float
     paths = list_images(folder)
     if not paths:
         raise RtstyleError(f"no images (png/jpg) found in {folder}")
-    out = _check_json(json_path, overwrite)
+    out = _check_json(json_path, overwrite, [*paths, *([Path(model)] if model != "bicubic" else [])])
     runner, model_name, meta = None, None, None
     if model != "bicubic":
         runner, meta = _sr_runner(model, scale, device, backend)
@@ -104,7 +93,7 @@ def eval_sr(set_dir: str, scale: int = 4, model: str = "bicubic", *, blur: float
         result["model"] = {"name": model_name, "loss": _loss_of(meta), "arch": meta["arch"]}
     print(format_sr_table(result))
     if out:
-        _write_json(out, result)
+        _write_json(out, result, overwrite)
     return result
 
 
@@ -159,12 +148,12 @@ def format_sr_table(result: dict) -> str:
 
 # ---------------------------------------------------------------- style transfer vs Gatys
 
-def _check_json(path: str | None, overwrite: bool) -> Path | None:
-    return check_output([], Path(path), overwrite) if path else None
+def _check_json(path: str | None, overwrite: bool, inputs: list[Path]) -> Path | None:
+    return check_output(inputs, Path(path), overwrite) if path else None
 
 
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_output(path) as tmp:
+def _write_json(path: Path, data: dict, overwrite: bool) -> None:
+    with atomic_output(path, overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
 
@@ -221,7 +210,7 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
     folder = Path(content_dir)
     if not folder.is_dir():
         raise RtstyleError(f"content folder not found: {folder}")
-    dev = parse_device(device)
+    dev = resolve_device(device)
     model = open_model(style, "style", backend="torch", device=dev)
     meta = model.meta
     trained_on = Path(meta["data"]).resolve() if meta.get("data") else None
@@ -230,7 +219,10 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
     paths = list_images(folder)[:images]
     if not paths:
         raise RtstyleError(f"no images (png/jpg) found in {folder}")
-    out_json, out_plot = _check_json(json_path, overwrite), _check_json(plot_path, overwrite)
+    inputs = [*paths, model.path, *([Path(style_image)] if style_image else [])]
+    out_json, out_plot = _check_json(json_path, overwrite, inputs), _check_json(plot_path, overwrite, inputs)
+    if out_json and out_plot and same_file(out_json, out_plot):
+        raise RtstyleError(f"--json and --plot name the same file {out_json}")
     weights = _recipe_weights(meta)
     style_path = find_style_image(meta, style_image)
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
@@ -243,9 +235,9 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
     result = _style_result(rows, counts, meta, style_path, folder, size, init, weights, dev)
     print(format_style_table(result))
     if out_json:
-        _write_json(out_json, result)
+        _write_json(out_json, result, overwrite)
     if out_plot:
-        plot_style(result, out_plot)
+        plot_style(result, out_plot, overwrite)
     return result
 
 
@@ -334,7 +326,7 @@ def format_style_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_style(result: dict, path: Path) -> None:
+def plot_style(result: dict, path: Path, overwrite: bool = False) -> None:
     """Objective vs L-BFGS iterations (mean over images), the net's objective as a horizontal line."""
     import matplotlib  # here, not at the top: an optional dependency that takes 0.4 s to import
 
@@ -353,7 +345,7 @@ def plot_style(result: dict, path: Path) -> None:
     ax.set_title(f"{result['style']}: {result['images']} images, {result['size']}x{result['size']}")
     ax.legend()
     fig.tight_layout()
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     print(f"wrote {path}")

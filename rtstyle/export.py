@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtstyle.backends.cache import write_bytes
 from rtstyle.backends.onnx import cached_onnx
 from rtstyle.backends.tensorrt import ensure_engine, profile
 from rtstyle.errors import RtstyleError
 from rtstyle.models import open_model
-from rtstyle.outputs import check_output
+from rtstyle.outputs import check_output, write_atomic
 
 FORMATS = ("onnx", "tensorrt")
 
@@ -24,12 +23,14 @@ def export(style: str, fmt: str = "onnx", output: str | None = None, precision: 
     if fmt not in FORMATS:
         raise RtstyleError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     precision = precision or ("fp32" if fmt == "onnx" else "fp16")
-    if precision not in ("fp32", "fp16"):
-        raise RtstyleError(f"unknown precision {precision!r}; choose from fp32, fp16")
+    if precision not in ("fp32", "fp16", "int8") or (precision == "int8" and fmt != "onnx"):
+        raise RtstyleError(f"unknown precision {precision!r} for {fmt}; choose from fp32, fp16"
+                           + (", int8" if fmt == "onnx" else ""))
     model = open_model(style, kind=None, backend=None)
     if fmt == "onnx":
         dest = check_output([model.path], Path(output or f"{model.name}.onnx"), overwrite)
-        write_bytes(dest, cached_onnx(model.net, model.meta, precision).read_bytes())
+        data = cached_onnx(model.net, model.meta, precision).read_bytes()
+        write_atomic(dest, lambda tmp: tmp.write_bytes(data), overwrite)
         return dest
     if output:
         raise RtstyleError("a TensorRT engine is written to the engine folder; set RTSTYLE_ENGINE_DIR instead of -o")

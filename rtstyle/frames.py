@@ -28,6 +28,7 @@ class Options:
     side_by_side: bool = False            # original | processed
     tile: int | None = None               # process in tiles of this many input pixels (SR on big frames)
     tile_overlap: int = 16                # context each tile sees beyond its border (input pixels)
+    stabilize: bool = False               # video: blend in the flow-warped previous output (rtstyle.stabilize)
 
     def __post_init__(self):
         if not 0.0 <= self.strength <= 1.0:
@@ -133,8 +134,10 @@ def preserve_color(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tens
 
 
 @torch.inference_mode()
-def process_tensor(model: Model, x: torch.Tensor, options: Options) -> torch.Tensor:
-    """Nx3xHxW float in [0, 1] on the device -> the processed frames, still on the device."""
+def process_tensor(model: Model, x: torch.Tensor, options: Options, stabilizer=None) -> torch.Tensor:
+    """Nx3xHxW float in [0, 1] on the device -> the processed frames, still on the device.
+    ``stabilizer`` (a ``rtstyle.stabilize.Stabilizer``, for consecutive video frames) works at the
+    net's resolution, before scaling back."""
     backend, scale, multiple = model.backend, model.scale, model.multiple
     h, w = x.shape[-2:]
     if options.size:
@@ -149,6 +152,8 @@ def process_tensor(model: Model, x: torch.Tensor, options: Options) -> torch.Ten
         y = run_tiled(backend, small, multiple, scale, options.tile, options.tile_overlap)
     else:
         y = run_padded(backend, small, multiple)
+    if stabilizer is not None:
+        y = stabilizer(small, y)
     y = resize(y, h * scale, w * scale)
     if options.preserve_color or options.strength < 1 or options.side_by_side:
         original = resize(x, h * scale, w * scale, "bicubic")  # SR's baseline is bicubic
@@ -161,7 +166,7 @@ def process_tensor(model: Model, x: torch.Tensor, options: Options) -> torch.Ten
     return y
 
 
-def process(model: Model, frames: np.ndarray, options: Options | None = None) -> np.ndarray:
+def process(model: Model, frames: np.ndarray, options: Options | None = None, stabilizer=None) -> np.ndarray:
     """uint8 RGB frames (HxWx3 or NxHxWx3, or a ``yuv.YuvBatch``) -> processed uint8 RGB frames of the same rank.
 
     Running out of memory (a frame too large for the net at full size) is a one-line error that
@@ -171,7 +176,7 @@ def process(model: Model, frames: np.ndarray, options: Options | None = None) ->
         device = model.backend.device
         # A ``yuv.YuvBatch`` (decoded planes) uploads and converts itself on the device.
         x = frames.upload(device) if hasattr(frames, "upload") else upload(frames[None] if single else frames, device)
-        y = download(process_tensor(model, x, options or Options()))
+        y = download(process_tensor(model, x, options or Options(), stabilizer))
     except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError on CUDA; a RuntimeError from the CPU allocator
         if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "allocate memory" not in str(e):
             raise

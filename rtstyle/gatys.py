@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from rtstyle import losses
-from rtstyle.backends import parse_device
+from rtstyle.backends import resolve_device
 from rtstyle.errors import RtstyleError, progress as progress_bar
 from rtstyle.imageio import read_image, resize_longer, to_image, to_tensor, write_image
 from rtstyle.outputs import check_output
@@ -109,10 +109,10 @@ def stylise_file(content_path: str, style_path: str, out: str, *, iterations: in
         raise RtstyleError(f"--iterations must be at least 1, not {iterations}")
     if init not in ("content", "noise"):
         raise RtstyleError(f"--init must be content or noise, not {init!r}")
-    out_path = check_output([Path(content_path), Path(style_path)], Path(out), overwrite)
+    out_path = check_output([content_path, style_path, *([vgg_weights] if vgg_weights else [])], Path(out), overwrite)
     content_rgb = resize_longer(read_image(content_path), size)
     style_rgb = resize_longer(read_image(style_path), style_size or max(content_rgb.shape[:2]))
-    dev = parse_device(device)
+    dev = resolve_device(device)
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
     latest: dict[str, object] = {}
 
@@ -124,9 +124,9 @@ def stylise_file(content_path: str, style_path: str, out: str, *, iterations: in
                      callback=keep)
     except KeyboardInterrupt:
         if "y" in latest:
-            write_image(out_path, to_image(latest["y"]))
+            write_image(out_path, to_image(latest["y"]), overwrite)
             print(f"interrupted after {latest['i']} iterations; wrote that image to {out_path}")
         raise
-    write_image(out_path, to_image(y))
+    write_image(out_path, to_image(y), overwrite)
     print(f"wrote {out_path} ({content_rgb.shape[1]}x{content_rgb.shape[0]}, {iterations} L-BFGS iterations)")
     return out_path

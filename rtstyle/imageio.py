@@ -15,6 +15,7 @@ from rtstyle.errors import RtstyleError
 from rtstyle.outputs import atomic_output
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MAX_PIXELS = 1 << 28  # 268 megapixels (16384x16384): 805 MB as RGB, before any net runs on it
 
 
 @contextlib.contextmanager
@@ -32,22 +33,87 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def header_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) as an image file's header states it (PNG, JPEG, BMP, WebP, TIFF), read
+    before any pixel is decoded; None if the header does not say.
+
+    >>> header_size(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(4) + b"IHDR" + (60000).to_bytes(4, "big") * 2)
+    (60000, 60000)
+    """
+    be = lambda i, n: int.from_bytes(head[i:i + n], "big")  # noqa: E731
+    le = lambda i, n: int.from_bytes(head[i:i + n], "little")  # noqa: E731
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return be(16, 4), be(20, 4)
+    if head[:2] == b"BM" and len(head) >= 26:
+        return le(18, 4), abs(int.from_bytes(head[22:26], "little", signed=True))
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        chunk = head[12:16]
+        if chunk == b"VP8X":
+            return 1 + le(24, 3), 1 + le(27, 3)
+        if chunk == b"VP8L":
+            bits = le(21, 4)
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8 ":
+            return le(26, 2) & 0x3FFF, le(28, 2) & 0x3FFF
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_size(head, be)
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_size(head, be if head[:2] == b"MM" else le)
+    return None
+
+
+def _jpeg_size(head: bytes, be) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 <= len(head) and head[i] == 0xFF:
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
+            return be(i + 7, 2), be(i + 5, 2)
+        i += 2 + be(i + 2, 2)
+    return None
+
+
+def _tiff_size(head: bytes, num) -> tuple[int, int] | None:
+    ifd, found = num(4, 4), {}
+    for k in range(min(num(ifd, 2), 512)):
+        entry = ifd + 2 + 12 * k
+        tag, kind = num(entry, 2), num(entry + 2, 2)
+        if tag in (256, 257):
+            found[tag] = num(entry + 8, 2) if kind == 3 else num(entry + 8, 4)
+    return (found[256], found[257]) if len(found) == 2 else None
+
+
+def check_header(path: Path, head: bytes) -> None:
+    """Refuse an image whose header claims more than ``MAX_PIXELS`` before decoding it (a few
+    bytes can claim 60000x60000, 10 GiB of pixels: a decompression bomb)."""
+    size = header_size(head)
+    if size and size[0] * size[1] > MAX_PIXELS:
+        raise RtstyleError(f"{path} claims {size[0]}x{size[1]} pixels ({size[0] * size[1] / 1e6:.0f} megapixels); "
+                           f"rtstyle reads images of at most {MAX_PIXELS / 1e6:.0f} megapixels")
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as an HxWx3 uint8 RGB array (gray is expanded, alpha dropped, 16-bit scaled,
     EXIF orientation applied)."""
     path = Path(path)
     if not path.is_file():
-        raise RtstyleError(f"image not found: {path}")
+        raise RtstyleError(f"image not found: {path}" if not path.exists() else f"{path} is not a regular file")
     return decode_image(np.fromfile(path, dtype=np.uint8), str(path))
 
 
 def decode_image(data: bytes | np.ndarray, name: str = "the image") -> np.ndarray:
     """Encoded image bytes (a file's content, standard input) as ``read_image`` returns them."""
     data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    check_header(name, data[:1 << 16].tobytes())
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a damaged file is our one-line error, not its warnings
     # Always 3 channels (gray expanded, alpha dropped), turned by the EXIF orientation as viewers show it.
-    with _quiet_stderr():
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    try:
+        with _quiet_stderr():
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    except cv2.error as e:  # OpenCV's own checks (its pixel limit, a damaged header)
+        raise RtstyleError(f"{name} is not a readable image ({str(e).strip().splitlines()[-1][:120]})") from None
     if img is None:
         raise RtstyleError(f"{name} is not a readable image")
     if img.dtype == np.uint16:
@@ -57,23 +123,24 @@ def decode_image(data: bytes | np.ndarray, name: str = "the image") -> np.ndarra
     return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 
-def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
-    """Write an HxWx3 uint8 RGB array; the format follows the extension. Atomic: temp file, then
-    rename (a full disk leaves no partial file and says so)."""
-    path = Path(path)
-    data = encode_image(rgb, path.suffix.lower() or ".png")
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
-    return path
-
-
-def encode_image(rgb: np.ndarray, ext: str = ".png") -> bytes:
-    """An HxWx3 uint8 RGB array encoded in the format of extension ``ext`` (".png", ".jpg" ...)."""
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+def encode_image(rgb: np.ndarray, ext: str) -> bytes:
+    """An HxWx3 uint8 RGB array as the bytes of an image file of type ``ext`` (".png", ".jpg" ...)."""
+    ok, buf = cv2.imencode(ext.lower() or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RtstyleError(f"cannot encode a {rgb.shape[1]}x{rgb.shape[0]} image as {ext}"
                            + (" (WebP holds at most 16383x16383)" if ext == ".webp" and max(rgb.shape[:2]) > 16383 else ""))
     return buf.tobytes()
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray, overwrite: bool = False) -> Path:
+    """Write an HxWx3 uint8 RGB array; the format follows the extension. Atomic: temp file, then
+    published (a full disk leaves no partial file and says so; an existing file is replaced only
+    with ``overwrite``)."""
+    path = Path(path)
+    data = encode_image(rgb, path.suffix)
+    with atomic_output(path, overwrite) as tmp:
+        tmp.write_bytes(data)
+    return path
 
 
 def resize_longer(rgb: np.ndarray, size: int | None) -> np.ndarray:

@@ -57,6 +57,8 @@ def resolve(name_or_path: str, kind: str = "style") -> Path:
         candidate = folder / f"{name_or_path}.safetensors"
         if candidate.is_file():
             return candidate
+    if path.is_file():  # a model file named without a known extension (e.g. `--out mymodel`)
+        return path
     names = ", ".join(name for name, _, _ in list_models(kind)) or "none installed"
     raise RtstyleError(f"unknown {kind} model {name_or_path!r} (available: {names})")
 
@@ -104,10 +106,29 @@ def load(name_or_path: str, kind: str = "style") -> tuple[nn.Module, dict]:
     return model.net, model.meta
 
 
+PATH_FIELDS = ("data", "style_image", "init")
+
+
+def without_paths(meta: dict) -> dict:
+    """The model card with this machine's paths (training data, style image, starting model) cut to
+    their last component: a shipped card names its inputs, not where they lay.
+
+    >>> without_paths({"data": "/work/shared/data/train", "recipe": {"init": "runs/a.safetensors", "lr": 1e-3}})
+    {'data': 'train', 'recipe': {'init': 'a.safetensors', 'lr': 0.001}}
+    """
+    def cut(d: dict) -> dict:
+        return {k: Path(v).name if k in PATH_FIELDS and isinstance(v, str) else v for k, v in d.items()}
+    meta = cut(meta)
+    if isinstance(meta.get("recipe"), dict):
+        meta["recipe"] = cut(meta["recipe"])
+    return meta
+
+
 def ship(src: str | os.PathLike, dest_dir: Path = SHIPPED_DIR) -> Path:
     """Copy a trained model into the package as fp16 weights plus a JSON model card beside it."""
     net, meta = load_model(src)
-    dest = save_model(net, dest_dir / f"{meta['name']}.safetensors", meta, half=True)
+    meta = without_paths(meta)
+    dest = save_model(net, dest_dir / f"{meta['name']}.safetensors", meta, half=True, overwrite=True)
     card = {"name": meta["name"], "file": dest.name, "weights": "fp16 safetensors", **meta}
     dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return dest

@@ -29,7 +29,8 @@ from rtstyle.frames import Options, output_shape, process
 from rtstyle.imageio import IMAGE_EXTS, decode_image, encode_image, list_images, read_image, write_image
 from rtstyle.interrupt import Interruption, graceful
 from rtstyle.models import Model, open_model, read_meta, resolve
-from rtstyle.outputs import check_output
+from rtstyle.outputs import atomic_outputs, check_output, check_outputs
+from rtstyle.stabilize import Stabilizer
 from rtstyle.writer import VideoWriter, atomic_video, container_format, encoder_name, quality_options
 
 # Audio codecs the MP4/MOV muxers take without "experimental" flags; others are re-encoded to AAC.
@@ -80,7 +81,7 @@ def video_command(src: str, output: str | None, model: str, kind: str = "style",
     dst = Path(output) if output else default_output(src_path, path.stem, ".mp4")
     check_video_output(src_path, dst, batch, overwrite)
     opened = open_model(str(path), kind, backend, device, precision)
-    report = transcode(src_path, dst, opened, options or Options(), first, codec, crf, batch)
+    report = transcode(src_path, dst, opened, options or Options(), first, codec, crf, batch, overwrite=overwrite)
     report.output, report.model, report.backend = dst, opened.name, opened.backend.name
     say(f"wrote {dst}: {report}")
     return report
@@ -99,10 +100,11 @@ def images_command(inputs: list[str], output: str | None, model: str, kind: str 
             raise RtstyleError(f"input not found: {p}")
         if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and is_video(p):
             raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
+    out = Path(output) if output else None
+    check_outputs(image_jobs(paths, out, resolve(model, kind).stem), overwrite)  # before loading anything
     opened = open_model(model, kind, backend, device, precision)
     t0 = time.perf_counter()
-    written = run_images(paths, Path(output) if output else None, opened, options or Options(), overwrite,
-                         name=opened.path.stem)
+    written = run_images(paths, out, opened, options or Options(), overwrite, name=opened.path.stem)
     say(f"wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""))
     return {"outputs": [str(p) for p in written], "model": opened.name, "backend": opened.backend.name,
             "seconds": round(time.perf_counter() - t0, 3)}
@@ -133,7 +135,7 @@ def _stdio_image(inputs: list[str], output: str | None, model: str, kind: str, b
         sys.stdout.buffer.write(encode_image(result, ".png"))
         sys.stdout.buffer.flush()
     else:
-        write_image(dest, result)
+        write_image(dest, result, overwrite)
         say(f"wrote {dest}")
     return {"outputs": [str(dest) if dest else "-"], "model": opened.name, "backend": opened.backend.name,
             "seconds": round(time.perf_counter() - t0, 3)}
@@ -175,18 +177,19 @@ def is_video(path: Path) -> bool:
 def run_images(inputs: list[Path], output: Path | None, model: Model, options: Options,
                overwrite: bool = False, progress: bool = True, name: str | None = None) -> list[Path]:
     """Process image files and folders of images. Default output: ``STEM.NAME.EXT`` beside each file;
-    a folder ``DIR`` goes to ``DIR.NAME/``. With several images, ``output`` is a folder."""
-    jobs = image_jobs(inputs, output, name or model.name)
-    for src, dest in jobs:
+    a folder ``DIR`` goes to ``DIR.NAME/``. With several images, ``output`` is a folder.
+
+    All or nothing: every output is checked before the first image is read, written to a temporary
+    file, and published once all are done; an unreadable image (or Ctrl-C) leaves every
+    destination as it was, so the rerun needs no ``--overwrite``."""
+    jobs = check_outputs(image_jobs(inputs, output, name or model.name), overwrite)
+    for _, dest in jobs:
         if dest.suffix.lower() not in IMAGE_EXTS:
             raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RtstyleError(f"cannot create the output folder {dest.parent}: {e.strerror or e}") from None
-        check_output([s for s, _ in jobs], dest, overwrite)
-    for src, dest in progress_bar(jobs, unit="image", disable=not progress or len(jobs) < 2):
-        write_image(dest, process(model, read_image(src), options))
+    with atomic_outputs(overwrite) as batch:
+        for src, dest in progress_bar(jobs, unit="image", disable=not progress or len(jobs) < 2):
+            data = encode_image(process(model, read_image(src), options), dest.suffix)
+            batch.path(dest).write_bytes(data)
     return [dest for _, dest in jobs]
 
 
@@ -198,7 +201,10 @@ def image_jobs(inputs: list[Path], output: Path | None, name: str) -> list[tuple
             files = list_images(src)
             if not files:
                 raise RtstyleError(f"no images in folder {src}")
-            root = output or src.with_name(f"{src.name}.{name}")
+            folder = src.resolve()  # `.` and `..` have a name only once resolved
+            if output is None and folder.name == "":
+                raise RtstyleError(f"{src} has no name to derive an output folder from; pass -o FOLDER")
+            root = output or folder.with_name(f"{folder.name}.{name}")
             jobs += [(f, root / f.relative_to(src)) for f in files]
         elif src.is_file():
             many = len(inputs) > 1 or (output is not None and output.is_dir())
@@ -218,7 +224,7 @@ def run_video(src: Path, dst: Path, model: Model, options: Options, codec: str |
     are finalised into a playable ``dst`` and KeyboardInterrupt is re-raised. ``device_yuv``: convert
     YUV to RGB on the inference device (``rtstyle.yuv``; default: on CUDA)."""
     check_video_output(src, dst, batch, overwrite)
-    return transcode(src, dst, model, options, probe(src), codec, crf, batch, progress, device_yuv)
+    return transcode(src, dst, model, options, probe(src), codec, crf, batch, progress, device_yuv, overwrite)
 
 
 def check_video_output(src: Path, dst: Path, batch: int, overwrite: bool) -> None:
@@ -256,8 +262,10 @@ def probe(path: Path) -> av.VideoFrame:
 
 
 def transcode(src: Path, dst: Path, model: Model, options: Options, first: av.VideoFrame, codec: str | None = None,
-              crf: int | None = None, batch: int = 1, progress: bool = True, device_yuv: bool | None = None) -> Report:
-    """The pipeline from ``src`` to an atomically published ``dst``; the output was checked by the caller."""
+              crf: int | None = None, batch: int = 1, progress: bool = True, device_yuv: bool | None = None,
+              overwrite: bool = False) -> Report:
+    """The pipeline from ``src`` to an atomically published ``dst``; the output was checked by the
+    caller (and is checked again when published: another run may have written it meanwhile)."""
     fmt = container_format(dst)
     inp = open_video(src)
     vstream = inp.streams.video[0]
@@ -270,7 +278,7 @@ def transcode(src: Path, dst: Path, model: Model, options: Options, first: av.Vi
     t0 = time.perf_counter()
     try:
         with graceful(interrupt):
-            with atomic_video(dst, fmt, _mux_options(fmt, vstream)) as (writer, tmp):
+            with atomic_video(dst, fmt, _mux_options(fmt, vstream), overwrite) as (writer, tmp):
                 try:
                     writer.add_video(encoder, vstream.average_rate or vstream.guessed_rate or 25, width + width % 2,
                                      height + height % 2, vstream.time_base, quality_options(encoder, crf), like=first)
@@ -520,10 +528,11 @@ def _infer(model: Model, options: Options, batch: int, q_in: queue.Queue, q_out:
            stop: threading.Event, timing: list) -> None:
     """Run the net on batches of frames; audio items pass straight through."""
     frames: list = []
+    stabilizer = Stabilizer() if options.stabilize else None
 
     def flush() -> bool:
         t0 = time.perf_counter()
-        out = process(model, yuv.batch([f for f, _ in frames]), options)
+        out = process(model, yuv.batch([f for f, _ in frames]), options, stabilizer)
         timing[0] += time.perf_counter() - t0
         ok = all(_put(q_out, ("v", y, t), stop) for y, (_, t) in zip(out, frames))
         frames.clear()

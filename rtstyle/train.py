@@ -8,6 +8,7 @@ logs and saves).
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import random
@@ -22,11 +23,12 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from rtstyle import checkpoint, losses, models
-from rtstyle.backends import parse_device
+from rtstyle.backends import resolve_device
 from rtstyle.data import ImageFolder, worker_init
 from rtstyle.errors import RtstyleError, progress as progress_bar, say
-from rtstyle.nets import build_net
-from rtstyle.outputs import check_output
+from rtstyle.imageio import IMAGE_EXTS
+from rtstyle.nets import NORMS, UPSAMPLES, build_net
+from rtstyle.outputs import same_file
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
 
@@ -60,7 +62,11 @@ class StyleRecipe:
 
 @dataclass
 class SRRecipe:
-    """How a super-resolution net is trained (paper section 4.2)."""
+    """How a super-resolution net is trained (paper section 4.2, with the changes that make a CPU budget work).
+
+    The loss is ``feat_weight * l_feat(relu2_2)`` (``loss="feat"``) plus ``pixel_weight * l_pixel``
+    (default 1 for ``loss="pixel"``, 0 for ``"feat"``) plus ``tv_weight * l_TV``.
+    """
 
     data: str
     name: str
@@ -70,16 +76,19 @@ class SRRecipe:
     batch_size: int = 4
     patch_size: int = 288                  # high-resolution patch size (paper: 288)
     feat_weight: float = 1.0
-    pixel_weight: float = 1.0
+    pixel_weight: float | None = None      # None: 1 for the pixel loss, 0 for the feature loss
     tv_weight: float = 0.0
     lr: float = 1e-3
+    lr_decay: str = "none"                 # none or cosine (to 0 at the last step)
     norm: str = "batch"
-    upsample: str = "deconv"
+    upsample: str = "resize"               # resize (no checkerboard) or deconv (paper)
     width: float = 1.0
     residual: bool = False                 # add the bicubic upsampling to the output (not in the paper)
+    taper: bool = False                    # halve the channels at each upsampling (not in the paper)
+    blur: float = 0.0                      # Gaussian sigma before MATLAB bicubic x1/scale (paper: 1.0)
+    init: str | None = None                # start from this SR model's weights (same architecture)
     seed: int = 0
     amp: bool = True
-    degradation: str = "gaussian blur sigma=1, bicubic x1/scale"
     optimizer: str = "Adam"
 
     def __post_init__(self):
@@ -87,11 +96,36 @@ class SRRecipe:
             raise RtstyleError(f"--scale must be 4 or 8, not {self.scale}")
         if self.loss not in ("feat", "pixel"):
             raise RtstyleError(f"--loss must be feat or pixel, not {self.loss!r}")
+        if self.lr_decay not in LR_DECAYS:
+            raise RtstyleError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}, not {self.lr_decay!r}")
+        if self.blur < 0:
+            raise RtstyleError(f"--blur must be >= 0, not {self.blur}")
+        if self.norm not in NORMS or self.upsample not in UPSAMPLES:
+            raise RtstyleError(f"--norm must be one of {', '.join(NORMS)} and --upsample one of "
+                               f"{', '.join(UPSAMPLES)}, not {self.norm!r} / {self.upsample!r}")
+        if self.pixel_weight is None:
+            self.pixel_weight = 1.0 if self.loss == "pixel" else 0.0
 
     def arch(self) -> dict:
         return {"kind": "sr", "scale": self.scale, "norm": self.norm, "upsample": self.upsample, "width": self.width,
-                "residual": self.residual}
+                "residual": self.residual, "taper": self.taper}
 
+
+LR_DECAYS = ("none", "cosine")
+
+
+def lr_factor(step: int, iterations: int, decay: str) -> float:
+    """The learning rate at ``step`` as a fraction of the initial one (a function of the step alone,
+    so that ``--resume`` continues the schedule).
+
+    >>> [round(lr_factor(s, 4, "cosine"), 3) for s in range(4)]
+    [1.0, 0.854, 0.5, 0.146]
+    >>> lr_factor(3, 4, "none")
+    1.0
+    """
+    if decay == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * step / iterations))
+    return 1.0
 
 
 def _distributed() -> tuple[int, int]:
@@ -104,7 +138,7 @@ def _distributed() -> tuple[int, int]:
 
 def _device(device: str | None, rank: int) -> torch.device:
     if device:
-        return parse_device(device)
+        return resolve_device(device)
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
     return torch.device("cpu")
@@ -142,25 +176,25 @@ def style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], content_weight:
     return loss_fn
 
 
-def sr_objective(vgg: nn.Module | None, weight: float, tv_weight: float) -> Callable:
-    """``loss_fn(net, (lr, hr))`` for SR: the feature loss at relu2_2 when ``vgg`` is given, else the pixel loss."""
+def sr_objective(vgg: nn.Module | None, feat_weight: float, pixel_weight: float, tv_weight: float) -> Callable:
+    """``loss_fn(net, (lr, hr))`` for SR: the feature loss at relu2_2 when ``vgg`` is given, plus the pixel loss."""
     def loss_fn(model: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         lr_img, hr = batch
         y_hat = model(lr_img)
+        terms = {"pixel": losses.pixel_loss(y_hat.float(), hr), "tv": losses.tv_loss(y_hat.float())}
+        total = pixel_weight * terms["pixel"] + tv_weight * terms["tv"]
         if vgg is not None:
             with torch.no_grad():
                 target = vgg(hr)["relu2_2"]
-            main = weight * losses.feature_loss(vgg(y_hat)["relu2_2"].float(), target.float())
-        else:
-            main = weight * losses.pixel_loss(y_hat.float(), hr)
-        tv = losses.tv_loss(y_hat.float())
-        return {"total": main + tv_weight * tv, "feat" if vgg is not None else "pixel": main, "tv": tv}
+            terms["feat"] = losses.feature_loss(vgg(y_hat)["relu2_2"].float(), target.float())
+            total = total + feat_weight * terms["feat"]
+        return {"total": total, **terms}
     return loss_fn
 
 
 def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: float, state_path: Path,
         meta: dict, resume: bool, checkpoint_every: int, device: torch.device, rank: int, world: int,
-        mixed_precision: bool = True) -> dict:
+        mixed_precision: bool = True, lr_decay: str = "none") -> dict:
     """The training loop: Adam, bf16 mixed precision where native, checkpoints, resume, a progress bar.
 
     ``loss_fn(net, batch) -> {name: loss}`` must include ``total``. Returns the final losses
@@ -194,6 +228,8 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
     step = start
     try:
         for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * lr_factor(step, iterations, lr_decay)
             batch = next(batches)
             batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
@@ -234,7 +270,7 @@ def _finish(net: nn.Module, meta: dict, final: dict, out: Path, started: float, 
         date=datetime.date.today().isoformat(),
         torch=torch.__version__,
     )
-    path = checkpoint.save_model(net, out, meta)
+    path = checkpoint.save_model(net, out, meta, overwrite=True)  # checked before training (check_run)
     print(f"saved {path}")
     return path
 
@@ -263,10 +299,21 @@ def _style_task(r: StyleRecipe, vgg_weights: str | None, dev: torch.device, rank
 
 def _sr_task(r: SRRecipe, vgg_weights: str | None, dev: torch.device, rank: int):
     """(dataset, loss_fn, VGG-16 hash or None) for super-resolution training."""
-    dataset = ImageFolder(r.data, r.patch_size, "sr", scale=r.scale, seed=r.seed + rank)
+    dataset = ImageFolder(r.data, r.patch_size, "sr", scale=r.scale, seed=r.seed + rank, blur=r.blur)
     vgg = load_vgg16(vgg_weights, ("relu2_2",), dev) if r.loss == "feat" else None
-    loss_fn = sr_objective(vgg, r.feat_weight if r.loss == "feat" else r.pixel_weight, r.tv_weight)
+    loss_fn = sr_objective(vgg, r.feat_weight, r.pixel_weight, r.tv_weight)
     return dataset, loss_fn, vgg.weights_hash if vgg is not None else None
+
+
+def _init_from(net: nn.Module, recipe: StyleRecipe | SRRecipe) -> None:
+    """Start from another model's weights (``SRRecipe.init``), which must have the same architecture."""
+    init = getattr(recipe, "init", None)
+    if not init:
+        return
+    src, meta = checkpoint.load_model(init)
+    if meta["arch"] != recipe.arch():
+        raise RtstyleError(f"--init {init}: its architecture {meta['arch']} differs from this recipe's {recipe.arch()}")
+    net.load_state_dict(src.state_dict())
 
 
 def model_card(recipe: StyleRecipe | SRRecipe, world: int, vgg_hash: str | None) -> dict:
@@ -280,27 +327,49 @@ def model_card(recipe: StyleRecipe | SRRecipe, world: int, vgg_hash: str | None)
     return meta
 
 
+def check_run(recipe: StyleRecipe | SRRecipe, out_path: Path, state_path: Path, resume: bool, overwrite: bool,
+              checkpoint_every: int, workers: int, vgg_weights: str | None) -> None:
+    """Everything that would fail only after training, refused before it: counts, and the files
+    written (never an input, never a folder, an existing model only with --overwrite or --resume)."""
+    for option, value, least in (("--iterations", recipe.iterations, 1), ("--batch-size", recipe.batch_size, 1),
+                                 ("--checkpoint-every", checkpoint_every, 0), ("--workers", workers, 0)):
+        if value < least:
+            raise RtstyleError(f"{option} must be at least {least}, not {value}")
+    if not recipe.lr > 0:
+        raise RtstyleError(f"--lr must be positive, not {recipe.lr}")
+    inputs = [p for p in (getattr(recipe, "style_image", None), getattr(recipe, "init", None), vgg_weights) if p]
+    for path in (out_path, state_path):
+        if path.suffix.lower() in IMAGE_EXTS:
+            raise RtstyleError(f"--out {out_path} names an image; a model file ends in .safetensors")
+        if path.is_dir():
+            raise RtstyleError(f"--out {path} is a directory; name the model file, e.g. {path / recipe.name}.safetensors")
+        if any(same_file(Path(src), path) for src in inputs):
+            raise RtstyleError(f"--out {out_path} would write {path}, an input of this run; choose another --out")
+    if out_path.exists() and not (overwrite or resume):
+        raise RtstyleError(f"--out {out_path} exists; pass --overwrite to replace it (or --resume to continue it)")
+
+
 def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: bool = False,
           checkpoint_every: int = 1000, vgg_weights: str | None = None, workers: int = 2,
           device: str | None = None, overwrite: bool = False) -> Path | None:
-    """Train the net ``recipe`` describes and save it to ``out`` (default: the user model folder).
-
-    An existing model file there needs ``overwrite`` (or ``resume``: the model is being continued);
-    that, and that its folder can be written, is checked before any work."""
+    """Train the net ``recipe`` describes and save it to ``out`` (default: the user model folder)."""
     started = time.time()
     rank, world, dev, out_path, state_path = _setup(recipe.name, out, recipe.seed, device)
+    check_run(recipe, out_path, state_path, resume, overwrite, checkpoint_every, workers, vgg_weights)
     if rank == 0:
         if out is None:
             out_path.parent.mkdir(parents=True, exist_ok=True)
-        check_output([Path(recipe.data)], out_path, overwrite or resume)
+        if not os.access(out_path.parent, os.W_OK | os.X_OK):
+            raise RtstyleError(f"--out {out_path}: cannot write to the folder {out_path.parent}")
     task = _style_task if isinstance(recipe, StyleRecipe) else _sr_task
     dataset, loss_fn, vgg_hash = task(recipe, vgg_weights, dev, rank)
     net = build_net(recipe.arch())  # after the VGG-16: its construction draws from the same seeded generator
+    _init_from(net, recipe)
     meta = model_card(recipe, world, vgg_hash)
     batches = _batches(dataset, recipe.batch_size, workers, recipe.seed + 1000 * rank)
     final = fit(net, loss_fn, batches, iterations=recipe.iterations, lr=recipe.lr, state_path=state_path, meta=meta,
                 resume=resume, checkpoint_every=checkpoint_every, device=dev, rank=rank, world=world,
-                mixed_precision=recipe.amp)
+                mixed_precision=recipe.amp, lr_decay=getattr(recipe, "lr_decay", "none"))
     return _finish(net, meta, final, out_path, started, dev, rank)
 
 

@@ -130,11 +130,13 @@ class VideoWriter:
 
 
 @contextlib.contextmanager
-def atomic_video(dst: Path, fmt: str, options: dict | None = None) -> Iterator[tuple[VideoWriter, Path]]:
-    """(writer, temporary path): the file is renamed onto ``dst`` when the block completes, also on a
+def atomic_video(dst: Path, fmt: str, options: dict | None = None,
+                 overwrite: bool = False) -> Iterator[tuple[VideoWriter, Path]]:
+    """(writer, temporary path): the file is published as ``dst`` when the block completes, also on a
     Ctrl-C once the caller has finished a shorter file; it is closed in every case. A caller that
-    wants no file (nothing worth keeping) unlinks the temporary path before leaving."""
-    with atomic_output(dst, keep_partial_on_interrupt=True) as tmp:
+    wants no file (nothing worth keeping) unlinks the temporary path before leaving. An existing
+    ``dst`` is replaced only with ``overwrite``."""
+    with atomic_output(dst, overwrite, keep_partial_on_interrupt=True) as tmp:
         writer = VideoWriter(tmp, fmt, options)
         try:
             yield writer, tmp

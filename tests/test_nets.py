@@ -74,3 +74,15 @@ def test_residual_sr_net_starts_as_bicubic_with_the_same_parameters():
     assert torch.allclose(y, bicubic, atol=1e-6)
     assert n_params(net) == n_params(SRNet(4, width=0.25))
     assert build_net({"kind": "sr", "scale": 4, "residual": True}).residual
+
+
+def test_tapered_sr_net_halves_channels_at_each_upsampling():
+    for scale, widths in [(4, [64, 32, 16]), (8, [64, 32, 16, 16])]:
+        net = SRNet(scale, "none", "resize", residual=True, taper=True).eval()
+        ups = [m for m in net.body if isinstance(m, torch.nn.Sequential) and isinstance(m[0], torch.nn.Upsample)]
+        assert [u[1][0][1].in_channels for u in ups] + [ups[-1][1][0][1].out_channels] == widths
+        with torch.no_grad():
+            assert net(torch.rand(1, 3, 9, 7)).shape == (1, 3, 9 * scale, 7 * scale)
+    assert n_params(SRNet(4, taper=True)) < n_params(SRNet(4))
+    assert build_net({"kind": "sr", "scale": 4, "taper": True}).body[-1][1].in_channels == 16
+    assert build_net({"kind": "sr", "scale": 4}).body[-1][1].in_channels == 64  # models saved before taper

@@ -8,6 +8,7 @@ import torch.multiprocessing as mp
 
 from rtstyle import checkpoint, losses, train
 from rtstyle.data import ImageFolder
+from rtstyle.errors import RtstyleError
 from rtstyle.imageio import read_image, to_tensor
 from rtstyle.nets import build_net
 from rtstyle.vgg import load_vgg16
@@ -71,8 +72,33 @@ def test_train_sr_runs(shared, vgg_weights, tmp_path, loss):
                    width=0.25, workers=0, vgg_weights=str(vgg_weights), out=str(out), device="cpu")
     net, meta = checkpoint.load_model(out)
     assert meta["arch"]["scale"] == 4 and meta["recipe"]["loss"] == loss
+    assert meta["recipe"]["pixel_weight"] == (1.0 if loss == "pixel" else 0.0)
     with torch.no_grad():
         assert net(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+
+
+def test_train_sr_from_a_model_with_the_shipped_recipe(shared, vgg_weights, tmp_path):
+    """The shipped nets' options: tapered resize-convolution net, no normalisation, bicubic skip,
+    cosine decay, feature loss plus a pixel term, starting from another model (--init)."""
+    kw = dict(scale=4, iterations=2, batch_size=2, patch_size=32, width=0.25, norm="none", taper=True, residual=True,
+              lr_decay="cosine", workers=0, vgg_weights=str(vgg_weights), device="cpu")
+    first = tmp_path / "pixel.safetensors"
+    train.train_sr(str(shared / "data/train"), "p", loss="pixel", out=str(first), **kw)
+    second = tmp_path / "feat.safetensors"
+    train.train_sr(str(shared / "data/train"), "f", loss="feat", pixel_weight=0.5, init=str(first), out=str(second), **kw)
+    (net1, _), (net2, meta) = checkpoint.load_model(first), checkpoint.load_model(second)
+    assert meta["arch"] == {"kind": "sr", "scale": 4, "norm": "none", "upsample": "resize", "width": 0.25,
+                            "residual": True, "taper": True}
+    assert meta["recipe"]["init"] == str(first) and meta["final_losses"]["feat"] > 0
+    moved = [not torch.equal(a, b) for a, b in zip(net1.state_dict().values(), net2.state_dict().values())]
+    assert any(moved)
+    with pytest.raises(RtstyleError, match="architecture"):
+        train.train_sr(str(shared / "data/train"), "g", loss="feat", init=str(first), out=str(tmp_path / "g.safetensors"),
+                       **{**kw, "taper": False})
+    with pytest.raises(RtstyleError, match="lr-decay"):
+        train.SRRecipe("d", "n", lr_decay="step")
+    with pytest.raises(RtstyleError, match="--norm"):
+        train.SRRecipe("d", "n", norm="group")
 
 
 def _ddp_worker(rank, world, port, out_dir):

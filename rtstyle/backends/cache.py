@@ -55,7 +55,9 @@ def cached_stem(net: nn.Module, meta: dict) -> str:
 
 
 def write_bytes(dest: Path, data: bytes) -> None:
-    write_atomic(dest, lambda tmp: tmp.write_bytes(data))
+    """Write a cache file (or an export the caller has checked): replacing one is always safe, the
+    content is the same for the same name."""
+    write_atomic(dest, lambda tmp: tmp.write_bytes(data), overwrite=True)
 
 
 def read_cpu_choices() -> dict:
@@ -67,12 +69,12 @@ def read_cpu_choices() -> dict:
     return known if isinstance(known, dict) else {}
 
 
-def cpu_choice(known: dict, key: str) -> dict[str, float] | None:
-    """The measurement remembered under ``key``, if it is a complete, well-formed one."""
+def cpu_choice(known: dict, key: str, names: set[str] | frozenset[str] = frozenset({"torch", "onnxruntime"})
+               ) -> dict[str, float] | None:
+    """The measurement remembered under ``key`` of the backends ``names``, if it is complete and well-formed."""
     ms = known.get(key)
-    if isinstance(ms, dict) and set(ms) == {"torch", "onnxruntime"} and \
-            all(isinstance(v, (int, float)) for v in ms.values()):
-        return ms
+    if isinstance(ms, dict) and names <= set(ms) and all(isinstance(ms[n], (int, float)) for n in names):
+        return {n: ms[n] for n in sorted(names)}
     return None
 
 
@@ -81,7 +83,7 @@ def remember_cpu_choices(known: dict) -> str:
     measurement next time, not this run)."""
     path = engine_dir() / CPU_CHOICE_FILE
     try:
-        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(known, indent=1)))
+        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(known, indent=1)), overwrite=True)
         return f"remembered in {path}"
     except OSError as e:
         return f"not remembered: {e.strerror or e}"
