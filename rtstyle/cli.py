@@ -595,11 +595,32 @@ def stylize(
         _print_json(result)
 
 
+@app.command("sheet")
+def sheet(
+    photo: str = typer.Argument(..., help="The photo."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image. Default: PHOTO-STEM.sheet.png beside the photo."),
+    style: Optional[str] = typer.Option(None, "-s", "--style", help="Comma-separated style models. Default: every installed style."),
+    cell: int = typer.Option(320, help="Width of each tile in pixels."),
+    columns: int = typer.Option(4, help="Tiles per row."),
+    backend: Backend = typer.Option("torch", help="Inference backend (torch: no export for one image per style)."),
+    device: Optional[str] = DEVICE,
+    overwrite: bool = OVERWRITE,
+    quiet: bool = QUIET,
+    no_progress: bool = NO_PROGRESS,
+) -> None:
+    """One photo in every style, side by side on one labelled contact sheet."""
+    _quiet(quiet, no_progress)
+    from rtstyle.sheet import sheet_command
+
+    sheet_command(photo, output, [s.strip() for s in style.split(",") if s.strip()] if style else None, cell,
+                  columns, backend, device, overwrite)
+
+
 # ---------------------------------------------------------------- demo
 
 @app.command("demo")
 def demo(
-    output: str = typer.Option("out/demo", "-o", "--output", "--out", help="Folder for the results."),
+    output: str = typer.Option("out/demo", "-o", "--output", "--out", help="Folder for the results (the demo replaces its own earlier ones)."),
     style: str = typer.Option("candy", "-s", "--style", help="Shipped style to use."),
     backend: Backend = typer.Option("auto", help=BACKEND_HELP),
     quiet: bool = QUIET,

@@ -35,7 +35,7 @@ def test_version_and_help(capsys):
     assert main(["video", "-h"]) == 0
     out = capsys.readouterr().out
     for option in ("-s, --style", "-o, --output", "-q, --quiet", "--no-progress", "--json",
-                   "<auto|tensorrt|compile|onnxruntime|torch>", "[default: fp32]"):
+                   "<auto|tensorrt|compile|onnxruntime|torch>", "[default: auto]"):
         assert option in out, option
 
 
