@@ -123,7 +123,8 @@ def root(
 
 @train_app.command("style")
 def train_style(
-    style_image: str = typer.Argument(..., help="The style image (a painting)."),
+    style_image: list[str] = typer.Argument(..., help="The style image; several train one multi-style net "
+                                            "(conditional instance norm; each style named by its file)."),
     data: str = typer.Option(..., help="Folder of training photos (searched recursively)."),
     name: str = typer.Option(..., help="Model name; `--style NAME` finds the model afterwards."),
     iterations: int = typer.Option(40000, help="Training steps (the paper's 40,000)."),
@@ -142,6 +143,14 @@ def train_style(
     norm: Literal["instance", "batch"] = typer.Option("instance", help="Normalisation: instance (Ulyanov et al.) or batch (the paper's)."),
     upsample: Literal["resize", "deconv"] = typer.Option("resize", help="Upsampling: resize (nearest + conv, no checkerboard) or deconv (the paper's)."),
     width: float = typer.Option(1.0, help="Channel width multiplier: 1.0 is the paper's net, 0.5 runs about 3x faster."),
+    edge_kernel: int = typer.Option(9, help="Kernel of the first and last conv (paper: 9; 5 is cheaper on a CPU)."),
+    balanced: bool = typer.Option(False, help="Normalise each Gram layer's distance by unchanged photos' distance "
+                                  "to the painting, so one --style-weight suits every painting."),
+    temporal: float = typer.Option(0.0, help="Weight of the temporal stability loss (Wang et al. 2020: a randomly "
+                                   "warped and noised input must give the warped output); 0 = off."),
+    add_to: Optional[str] = typer.Option(None, help="A multi-style model (e.g. zoo): write --name with its styles plus "
+                                         "this one, fine-tuning only the new style's scales and shifts; the loss, "
+                                         "sizes and architecture are that model's."),
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
     seed: int = typer.Option(0, help="Random seed (initial weights, crops)."),
     workers: int = typer.Option(2, help="Data loading processes."),
@@ -154,13 +163,20 @@ def train_style(
     _quiet(quiet, no_progress)
     from rtstyle.train import StyleRecipe, train
 
+    images = style_image[0] if len(style_image) == 1 else tuple(style_image)
+    run = dict(out=output, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights, workers=workers,
+               device=device, overwrite=overwrite)
+    if add_to:
+        from rtstyle.train import add_style
+        add_style(images, add_to, data, name, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed, **run)
+        return
     weights = {k: v for k, v in dict(content_weight=content_weight, style_weight=style_weight,
                                      tv_weight=tv_weight).items() if v is not None}
-    recipe = StyleRecipe(style_image, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
-                         style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width, seed=seed, amp=amp,
+    recipe = StyleRecipe(images, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
+                         style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width,
+                         edge_kernel=edge_kernel, balanced=balanced, temporal_weight=temporal, seed=seed, amp=amp,
                          **weights)
-    train(recipe, out=output, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
-          workers=workers, device=device, overwrite=overwrite)
+    train(recipe, **run)
 
 
 @train_app.command("sr")
@@ -641,18 +657,23 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code.
 
     Usage errors (unknown option, missing argument, bad value) are one line like every other error
-    (exit 2); Ctrl-C exits 130.
+    (exit 2); Ctrl-C exits 130, and SIGTERM and SIGHUP act as Ctrl-C does (exit 143, 129).
     """
+    from rtstyle import interrupt
+
     _standard_streams()
     configure()  # each call starts from the defaults (tests call main many times in one process)
     try:
-        code = app(args=argv, prog_name="rtstyle", standalone_mode=False)
-        return code if isinstance(code, int) else 0
+        with interrupt.stop_signals():
+            code = app(args=argv, prog_name="rtstyle", standalone_mode=False)
+        code = code if isinstance(code, int) else 0
+        return interrupt.exit_code() if code == 130 else code
     except SystemExit as e:
         stream = e.__context__  # typer turns a closed pipe into a silent exit 1
         if isinstance(stream, OSError) and stream.errno in STREAM_ERRORS and not stream.filename:
             return _error(f"cannot write the output stream: {os.strerror(stream.errno)}", 2)
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return interrupt.exit_code() if code == 130 else code
     except NoArgsIsHelpError as e:  # `rtstyle`, `rtstyle train`: the help, as before
         print(e.format_message(), file=sys.stderr)
         return 2
@@ -665,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(e), e.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         print("rtstyle: interrupted", file=sys.stderr)
-        return 130
+        return interrupt.exit_code()
     except OSError as e:  # not a file rtstyle writes (those are RtstyleErrors): stdout or stderr
         if e.errno in STREAM_ERRORS and not e.filename:
             return _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from rtstyle import interrupt
 from rtstyle.errors import RtstyleError
 from rtstyle.imageio import list_images, read_image, to_image, to_tensor
 from rtstyle.imresize import imresize
@@ -93,6 +94,8 @@ class ImageFolder(Dataset):
 
 
 def worker_init(worker_id: int) -> None:
-    """Give each DataLoader worker its own crop positions."""
+    """Give each DataLoader worker its own crop positions; leave SIGTERM/SIGHUP to the main process
+    (it saves the training state, then ends the workers)."""
+    interrupt.ignore_in_child()
     info = torch.utils.data.get_worker_info()
     info.dataset.reseed(info.seed % 2 ** 32)

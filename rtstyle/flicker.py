@@ -41,11 +41,10 @@ METRIC_FLOW = "OpenCV Farneback (pyramid 0.5, 3 levels, window 15, 3 iterations)
 # The stabiliser variants measured beside the default: why a plain blend is not enough.
 VARIANTS = {
     "stabilized": Settings(),
-    "blend 0.5 of previous frame": Settings(alpha=0.5, recursive=False, confidence=False),
-    "recursive 0.5": Settings(alpha=0.5),
+    "blend 0.5 of previous frame": Settings(alpha=0.5, recursive=False, confidence=False, interp="bilinear", restore=0),
+    "bilinear, no contrast restore": Settings(interp="bilinear", restore=0),
     "recursive 0.9": Settings(alpha=0.9),
     "no photometric trust": Settings(confidence=False),
-    "flow at half resolution": Settings(flow_side=160),
     "Farneback flow (the metric's)": Settings(method="farneback"),
 }
 PAN_STEP = 2  # pixels per frame of the synthetic pan
