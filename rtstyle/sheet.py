@@ -47,7 +47,7 @@ def layout(tiles: list[np.ndarray], names: list[str], columns: int) -> np.ndarra
     """Equal-sized tiles with a label under each, ``columns`` to a row, GAP pixels of white between.
 
     >>> layout([np.zeros((8, 10, 3), np.uint8)] * 3, ["a", "b", "c"], 2).shape
-    (80, 24, 3)
+    (76, 24, 3)
     """
     h, w = tiles[0].shape[:2]
     cells = [np.concatenate([t, label(n, w)], 0) for t, n in zip(tiles, names)]

@@ -389,8 +389,8 @@ def _encode(writer: VideoWriter, pipe: _Pipeline, total: int | None, progress: b
         bar.close()
         pipe.join()
     if moved:
-        print(f"rtstyle: warning: moved {moved} copied audio packet(s) whose timestamps went back or repeated "
-              "just after their predecessors, as ffmpeg does", file=sys.stderr)
+        warn(f"moved {moved} copied audio packet(s) whose timestamps went back or repeated "
+             "just after their predecessors, as ffmpeg does")
     errors = [s.error for s in pipe.stages if s.error is not None]
     if errors and not interrupt.requested.is_set():
         raise errors[0]
