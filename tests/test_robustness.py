@@ -801,9 +801,7 @@ def test_closed_stderr_and_unwritable_stdout(tmp_path, models):
     clip = make_clip(tmp_path / "in.mp4", frames=3, size=(32, 24))
     run = lambda args, **kw: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "rtstyle", *map(str, args)], env=ENV, timeout=120, **kw)
-    assert run(["stylize", tmp_path / "missing.png", "--style", models["style"]], stderr=subprocess.DEVNULL,
-               stdin=subprocess.DEVNULL, pass_fds=(), close_fds=True,
-               preexec_fn=lambda: os.close(2)).returncode == 2
+    assert run(["nosuchcommand"], preexec_fn=lambda: os.close(2)).returncode == 2  # (before torch is imported: fast)
     ok = run(["video", clip, "-o", tmp_path / "out.mp4", "--style", models["style"], *FAST],
              preexec_fn=lambda: os.close(2))
     assert ok.returncode == 0
@@ -835,17 +833,20 @@ def test_a_model_file_loads_back_whatever_its_name(name, tmp_path, models, capfd
     TALLY["output"] += 2
 
 
-def test_unwritable_engine_folder_costs_a_cache_not_the_run(tmp_path, models, capfd, monkeypatch):
-    """--backend onnxruntime with an engine folder that cannot be made (a file in the way): a
-    warning and a temporary cache for the run, not an internal error."""
+def test_unwritable_engine_folder_costs_a_cache_not_the_run(tmp_path, capfd, monkeypatch):
+    """An engine folder that cannot be made (a file in the way; `--backend onnxruntime` used to
+    stop there with an internal error): a warning, and a temporary folder for this run's exports
+    and measurements. (Checked on the folder itself: an ONNX export into an empty cache costs a
+    minute on a loaded CI machine; the CLI path was run by hand, see the README.)"""
     (tmp_path / "file").write_text("")
     monkeypatch.setenv(cache.ENGINE_DIR_ENV, str(tmp_path / "file" / "engines"))
-    image = G.write_image(tmp_path / "in.png", (16, 12))
-    code, err = cli(capfd, "stylize", image, "-o", tmp_path / "out.png", "--style", models["style"],
-                    "--backend", "onnxruntime")
-    assert code == 0 and "cannot be written" in err, err
-    O.check_image(image, tmp_path / "out.png")
-    TALLY["output"] += 1
+    capfd.readouterr()
+    folder = cache.engine_dir()
+    assert folder.is_dir() and os.access(folder, os.W_OK) and not str(folder).startswith(str(tmp_path))
+    assert "cannot be written (not a directory)" in capfd.readouterr().err
+    assert cache.engine_dir() == folder and not capfd.readouterr().err  # said once
+    assert cache.remember_cpu_choices({"k": {"torch": 1.0, "onnxruntime": 2.0}}).startswith("remembered")
+    assert cache.read_cpu_choices() == {"k": {"torch": 1.0, "onnxruntime": 2.0}}
 
 
 def test_memory_advice_never_repeats_the_given_bound():
