@@ -330,7 +330,7 @@ def _combos(backends: list[str]) -> list[tuple[str, str]]:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise RtstyleError(f"unknown backend {unknown[0]!r}; choose from {', '.join(b for b in BACKENDS if b != 'auto')}")
-    combos = [(b, p) for b in backends for p in PRECISIONS]
+    combos = [(b, p) for b in backends for p in PRECISIONS if p in ("fp32", "fp16")]
     if ("torch", "fp32") not in combos:
         combos.insert(0, ("torch", "fp32"))
     return combos

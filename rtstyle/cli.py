@@ -27,7 +27,8 @@ train_app = typer.Typer(no_args_is_help=True, help="Train transform nets with pe
 app.add_typer(train_app, name="train")
 
 VGG_HELP = "VGG-16 weights file (torchvision layout); default: $RTSTYLE_VGG16, the torch hub cache, then download."
-PRECISION_HELP = "fp32 or fp16 (CUDA)."
+PRECISION_HELP = ("auto (fp32; on a CPU int8 when built, checked and measured faster), fp32, fp16 (CUDA) "
+                  "or int8 (CPU, ONNX Runtime; calibrated once on photos).")
 DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: CUDA if present)."
 SIZE_HELP = "Stylize at exactly WIDTHxHEIGHT, then scale back."
 STRENGTH_HELP = "Blend with the original: 0 = original, 1 = fully stylized."
@@ -40,7 +41,8 @@ STABILIZE_HELP = ("Temporal stabilisation: blend in the previous output moved by
 
 @train_app.command("style")
 def train_style(
-    style_image: str = typer.Argument(..., help="The style image."),
+    style_image: list[str] = typer.Argument(..., help="The style image; several train one multi-style net "
+                                            "(conditional instance norm; each style named by its file)."),
     data: str = typer.Option(..., help="Folder of training photos (searched recursively)."),
     name: str = typer.Option(..., help="Model name; `--style NAME` finds it afterwards."),
     iterations: int = typer.Option(40000, help="Training steps (paper: 40,000)."),
@@ -58,6 +60,14 @@ def train_style(
     norm: str = typer.Option("instance", help="instance (Ulyanov et al.) or batch (paper)."),
     upsample: str = typer.Option("resize", help="resize (no checkerboard) or deconv (paper)."),
     width: float = typer.Option(1.0, help="Channel width multiplier (1.0 = paper; 0.5 for CPU real time)."),
+    edge_kernel: int = typer.Option(9, help="Kernel of the first and last conv (paper: 9; 5 is cheaper on a CPU)."),
+    balanced: bool = typer.Option(False, help="Normalise each Gram layer's distance by unchanged photos' distance "
+                                  "to the painting, so one --style-weight suits every painting."),
+    temporal: float = typer.Option(0.0, help="Weight of the temporal stability loss (Wang et al. 2020: a randomly "
+                                   "warped and noised input must give the warped output); 0 = off."),
+    add_to: Optional[str] = typer.Option(None, help="A multi-style model (e.g. zoo): write --name with its styles plus "
+                                         "this one, fine-tuning only the new style's scales and shifts; the loss, "
+                                         "sizes and architecture are that model's."),
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
     seed: int = typer.Option(0),
     workers: int = typer.Option(2, help="Data loading processes."),
@@ -67,13 +77,20 @@ def train_style(
     """Train a style transfer net (paper section 3.1 / 4.1)."""
     from rtstyle.train import StyleRecipe, train
 
+    images = style_image[0] if len(style_image) == 1 else tuple(style_image)
+    run = dict(out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights, workers=workers,
+               device=device, overwrite=overwrite)
+    if add_to:
+        from rtstyle.train import add_style
+        add_style(images, add_to, data, name, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed, **run)
+        return
     weights = {k: v for k, v in dict(content_weight=content_weight, style_weight=style_weight,
                                      tv_weight=tv_weight).items() if v is not None}
-    recipe = StyleRecipe(style_image, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
-                         style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width, seed=seed, amp=amp,
+    recipe = StyleRecipe(images, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
+                         style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width,
+                         edge_kernel=edge_kernel, balanced=balanced, temporal_weight=temporal, seed=seed, amp=amp,
                          **weights)
-    train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
-          workers=workers, device=device, overwrite=overwrite)
+    train(recipe, **run)
 
 
 @train_app.command("sr")
@@ -99,13 +116,23 @@ def train_sr(
     amp: bool = typer.Option(True, help="bf16 mixed precision where the hardware has it."),
     residual: bool = typer.Option(False, help="Add the bicubic upsampling to the output (not in the paper): "
                                   "starts at bicubic quality, for short trainings."),
+    norm: str = typer.Option("batch", help="batch (paper), instance or none."),
+    upsample: str = typer.Option("resize", help="resize (nearest x2 + conv: no checkerboard) or deconv (paper)."),
+    taper: bool = typer.Option(False, help="Halve the channels at each upsampling (~2.5x less arithmetic)."),
+    feat_weight: float = typer.Option(1.0, help="Weight of the relu2_2 feature loss (--loss feat)."),
+    pixel_weight: Optional[float] = typer.Option(None, help="Weight of the pixel loss [default: 1 for --loss pixel, 0 for feat]."),
+    lr_decay: str = typer.Option("none", help="none or cosine (to 0 at the last step)."),
+    blur: float = typer.Option(0.0, help="Gaussian blur sigma of the training inputs before downsampling "
+                               "(paper: 1.0; 0 matches the benchmarks' inputs)."),
+    init: Optional[str] = typer.Option(None, help="Start from this SR model's weights (same architecture)."),
 ) -> None:
     """Train a super-resolution net (paper section 4.2)."""
     from rtstyle.train import SRRecipe, train
 
     recipe = SRRecipe(data, name or f"sr_x{scale}_{loss}", scale=scale, loss=loss, iterations=iterations,
-                      batch_size=batch_size, patch_size=patch_size, tv_weight=tv_weight, lr=lr, width=width,
-                      residual=residual, seed=seed, amp=amp)
+                      batch_size=batch_size, patch_size=patch_size, feat_weight=feat_weight, pixel_weight=pixel_weight,
+                      tv_weight=tv_weight, lr=lr, lr_decay=lr_decay, norm=norm, upsample=upsample, width=width,
+                      residual=residual, taper=taper, blur=blur, init=init, seed=seed, amp=amp)
     train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
           workers=workers, device=device, overwrite=overwrite)
 
@@ -193,7 +220,7 @@ def cam(
     source: str = typer.Option("0", help="Camera index, /dev/videoN, a stream URL (udp://, rtsp://, http://...) or a video file."),
     style: Optional[str] = typer.Option(None, help="Style model name or file to start with (default: the first installed)."),
     backend: str = typer.Option("auto", help="auto (fastest available), tensorrt, compile, onnxruntime or torch."),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     window: bool = typer.Option(True, help="Show the preview window (keys: 1-9 style, space original, s snapshot, q quit)."),
     record: Optional[str] = typer.Option(None, help="Also record what is shown to this .mp4/.mov/.mkv (finalised on exit and on Ctrl-C)."),
@@ -303,7 +330,7 @@ def export_model(
     style: str = typer.Option(..., help="Model name or model file (style or SR)."),
     fmt: str = typer.Option("onnx", "--format", help="onnx (a file) or tensorrt (an engine in the engine folder)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="ONNX file to write (default: NAME.onnx)."),
-    precision: Optional[str] = typer.Option(None, help="fp32 or fp16 [default: fp32 for onnx, fp16 for tensorrt]."),
+    precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8 (onnx only) [default: fp32 for onnx, fp16 for tensorrt]."),
     min_hw: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW of the engine's profile [32x32]."),
     opt_hw: Optional[str] = typer.Option(None, "--opt", help="Input HxW the engine is tuned for [720x1280]."),
     max_hw: Optional[str] = typer.Option(None, "--max", help="Largest input HxW of the engine's profile [1088x1920]."),
@@ -338,7 +365,7 @@ def video(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output video (default: IN-STEM.NAME.mp4 beside the input)."),
     style: str = typer.Option(..., help="Style model name or model file."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back (faster, coarser strokes)."),
     size: Optional[str] = typer.Option(None, help=SIZE_HELP),
@@ -368,7 +395,7 @@ def upscale(
     tile: Optional[int] = typer.Option(None, help="Process in overlapping tiles of N input pixels (large frames, bounded memory; seamless)."),
     side_by_side: bool = typer.Option(False, help="Write bicubic | super-resolved."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     codec: Optional[str] = typer.Option(None, help="Video encoder (see `rtstyle video --help`)."),
     crf: Optional[int] = typer.Option(None, help="Video constant quality."),
@@ -392,7 +419,7 @@ def stylize(
                                          "(default: STEM.NAME.EXT beside each image; folder DIR -> DIR.NAME/)."),
     style: str = typer.Option(..., help="Style model name or model file."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     max_side: Optional[int] = typer.Option(None, help="Stylize at most this many pixels on the longer side, then scale back."),
     size: Optional[str] = typer.Option(None, help=SIZE_HELP),
@@ -430,17 +457,22 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every expected failure into one line on stderr and a non-zero exit code.
 
     Usage errors (unknown option, missing argument, bad value) are one line like every other error
-    (exit 2); Ctrl-C exits 130.
+    (exit 2); Ctrl-C exits 130, and SIGTERM and SIGHUP act as Ctrl-C does (exit 143, 129).
     """
+    from rtstyle import interrupt
+
     _standard_streams()
     try:
-        code = app(args=argv, prog_name="rtstyle", standalone_mode=False)
-        return code if isinstance(code, int) else 0
+        with interrupt.stop_signals():
+            code = app(args=argv, prog_name="rtstyle", standalone_mode=False)
+        code = code if isinstance(code, int) else 0
+        return interrupt.exit_code() if code == 130 else code
     except SystemExit as e:
         stream = e.__context__  # typer turns a closed pipe into a silent exit 1
         if isinstance(stream, OSError) and stream.errno in STREAM_ERRORS and not stream.filename:
             return _error(f"cannot write the output stream: {os.strerror(stream.errno)}", 2)
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return interrupt.exit_code() if code == 130 else code
     except NoArgsIsHelpError as e:  # `rtstyle`, `rtstyle train`: the help, as before
         print(e.format_message(), file=sys.stderr)
         return 2
@@ -453,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(e), e.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         print("rtstyle: interrupted", file=sys.stderr)
-        return 130
+        return interrupt.exit_code()
     except OSError as e:  # not a file rtstyle writes (those are RtstyleErrors): stdout or stderr
         if e.errno in STREAM_ERRORS and not e.filename:
             return _error(f"cannot write the output stream: {os.strerror(e.errno)}", 2)

@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from rtstyle import interrupt
 from rtstyle.errors import RtstyleError
-from rtstyle.imageio import list_images, read_image, to_tensor
+from rtstyle.imageio import list_images, read_image, to_image, to_tensor
+from rtstyle.imresize import imresize
 
 
 def resize_short_side(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -41,29 +43,35 @@ def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def degrade(hr: torch.Tensor, scale: int, sigma: float = 1.0) -> torch.Tensor:
-    """The paper's SR input: Gaussian blur (sigma=1), then bicubic downsampling by ``scale``. NCHW in [0, 1]."""
-    h, w = hr.shape[-2:]
-    lr = F.interpolate(gaussian_blur(hr, sigma), size=(h // scale, w // scale), mode="bicubic",
-                       align_corners=False, antialias=True)
-    return lr.clamp(0, 1)
+def make_lr(hr: np.ndarray, scale: int, blur: float = 0.0) -> np.ndarray:
+    """A uint8 RGB image's low-resolution version: MATLAB bicubic ``imresize(hr, 1/scale)``, uint8.
+
+    This is the SR literature's test input (``rtstyle eval sr``) and, with the same ``blur``, what the
+    nets train on, so that training and test inputs match. ``blur > 0`` first applies a Gaussian
+    blur of that sigma (the paper's training degradation is sigma 1, which teaches a net to undo a
+    blur the benchmarks' inputs do not have).
+    """
+    if blur:
+        hr = to_image(gaussian_blur(to_tensor(hr), blur))
+    return imresize(hr, 1 / scale)
 
 
 class ImageFolder(Dataset):
     """Every image under a folder, recursively; ``__getitem__`` returns a random training crop.
 
     ``mode="style"``: resize the shorter side to ``size`` and crop ``size`` x ``size`` (the paper
-    trains on 256x256 COCO images). ``mode="sr"``: a random ``size`` patch ``hr`` and its degraded
-    ``lr`` (``size`` must be a multiple of ``scale``).
+    trains on 256x256 COCO images). ``mode="sr"``: a random ``size`` patch ``hr`` and its
+    low-resolution ``lr`` (``make_lr`` with ``blur``; ``size`` must be a multiple of ``scale``).
     """
 
-    def __init__(self, root: str | os.PathLike, size: int, mode: str = "style", scale: int = 4, seed: int = 0):
+    def __init__(self, root: str | os.PathLike, size: int, mode: str = "style", scale: int = 4, seed: int = 0,
+                 blur: float = 0.0):
         self.paths = list_images(root)
         if not self.paths:
             raise RtstyleError(f"no images (jpg/png) found under {root}")
         if mode == "sr" and size % scale:
             raise RtstyleError(f"patch size {size} must be a multiple of the scale {scale}")
-        self.size, self.mode, self.scale = size, mode, scale
+        self.size, self.mode, self.scale, self.blur = size, mode, scale, blur
         self.rng = random.Random(seed)
 
     def __len__(self) -> int:
@@ -76,16 +84,18 @@ class ImageFolder(Dataset):
         crop = random_crop(rgb, self.size, self.rng)
         if self.rng.random() < 0.5:
             crop = crop[:, ::-1]
-        x = to_tensor(np.ascontiguousarray(crop))[0]
+        crop = np.ascontiguousarray(crop)
         if self.mode == "style":
-            return x
-        return degrade(x[None], self.scale)[0], x
+            return to_tensor(crop)[0]
+        return to_tensor(make_lr(crop, self.scale, self.blur))[0], to_tensor(crop)[0]
 
     def reseed(self, seed: int) -> None:
         self.rng = random.Random(seed)
 
 
 def worker_init(worker_id: int) -> None:
-    """Give each DataLoader worker its own crop positions."""
+    """Give each DataLoader worker its own crop positions; leave Ctrl-C, SIGTERM and SIGHUP to the
+    main process (it saves the training state, then ends the workers)."""
+    interrupt.ignore_in_child()
     info = torch.utils.data.get_worker_info()
     info.dataset.reseed(info.seed % 2 ** 32)

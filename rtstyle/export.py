@@ -23,8 +23,9 @@ def export(style: str, fmt: str = "onnx", output: str | None = None, precision: 
     if fmt not in FORMATS:
         raise RtstyleError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     precision = precision or ("fp32" if fmt == "onnx" else "fp16")
-    if precision not in ("fp32", "fp16"):
-        raise RtstyleError(f"unknown precision {precision!r}; choose from fp32, fp16")
+    if precision not in ("fp32", "fp16", "int8") or (precision == "int8" and fmt != "onnx"):
+        raise RtstyleError(f"unknown precision {precision!r} for {fmt}; choose from fp32, fp16"
+                           + (", int8" if fmt == "onnx" else ""))
     model = open_model(style, kind=None, backend=None)
     if fmt == "onnx":
         dest = check_output([model.path], Path(output or f"{model.name}.onnx"), overwrite)

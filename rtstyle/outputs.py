@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
+import hashlib
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -25,11 +28,66 @@ WRAPPERS = ("cache:", "async:")  # FFmpeg protocols that read the URL after them
 
 
 def atomic_path(dest: Path) -> Path:
-    """A fresh temporary path beside ``dest`` (same filesystem, so the final rename is atomic)."""
+    """A fresh temporary path beside ``dest`` (same filesystem, so the final rename is atomic),
+    named after this process (``.NAME.HOST-BOOT-PID-START.RANDOM.part``). Temporaries that runs
+    killed outright (SIGKILL, a power cut) left for the same destination are removed first: those
+    of processes that no longer run on this machine, and only those."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    remove_stale(dest)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{_owner(os.getpid())}.", suffix=".part", dir=dest.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def _host() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _boot() -> str:
+    """This boot of the machine (process ids and start times restart at a reboot); "" if unknown."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8]
+    except OSError:
+        return ""
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), telling a reused pid from the one that
+    made a file; None if no such process. Without /proc: "0" for any living process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[19]  # field 22, after the command name
+    except FileNotFoundError:
+        return None
+    except (OSError, IndexError, ValueError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except OSError:
+            pass
+        return "0"
+
+
+def _owner(pid: int) -> str:
+    return f"{_host()}-{_boot()}-{pid}-{_started(pid)}"
+
+
+def remove_stale(dest: Path) -> list[Path]:
+    """Remove the temporaries of ``dest`` whose writer is dead: made on this machine (same host
+    name) by a process that is gone, or before the last reboot. Those of live runs, of other
+    machines sharing the folder, and files named otherwise are left alone. Returns what was removed."""
+    removed = []
+    for tmp in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):
+        owner = tmp.name[len(dest.name) + 2:].split(".")[0].split("-")
+        if len(owner) != 4 or owner[0] != _host() or not owner[2].isdigit():
+            continue
+        host, boot, pid, started = owner
+        if boot != _boot() or _started(int(pid)) != started:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def publish(tmp: Path, dest: Path, overwrite: bool) -> None:

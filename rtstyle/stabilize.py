@@ -15,7 +15,10 @@ after a scene cut. Where ``w`` is 0 the fresh frame is taken as it is: no ghost 
 The history is recursive (S, not F, is warped) with a strong ``alpha`` (0.8 by default): a simple
 blend of the previous *per-frame* output with weight 0.5 can at best halve the frame-to-frame change
 even with a perfect flow, and in practice (flow errors, the metric's flow not being ours) reached only
-0.75-0.92x; see README "Temporal stability" for the measured alternatives.
+0.75-0.92x. Blending frames whose strokes differ also averages the strokes away (the style washes
+out), and every bilinear warp blurs the history a little more: the history is resampled bicubically
+and the blend's local contrast is brought back up to the fresh frame's (``restore_contrast``). See
+README "Temporal stability" for the measured alternatives.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ class Settings:
     confidence: bool = True        # photometric fading of the trust (False: the consistency mask alone)
     flow_side: int = FLOW_SIDE     # longest side of the frames the flow is computed on
     method: str = "dis"            # dis (OpenCV DIS, fast) or farneback
+    interp: str = "bicubic"        # how the history is resampled: bicubic blurs less per warp than bilinear
+    restore: int = 7               # >0: restore the fresh frame's local contrast over this many pixels
 
 
 def to_gray(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -140,9 +145,11 @@ class Stabilizer:
             if w.mean() < CUT_VALID:
                 self.cuts += 1  # a scene cut (or chaos): start the history afresh
             else:
-                moved = warp_tensor(self.prev_out, back, y.shape[-2:])
+                moved = warp_tensor(self.prev_out, back, y.shape[-2:], s.interp)
                 wt = _upsample(torch.from_numpy(w)[None, None].to(y.device), y.shape[-2:])
                 y = torch.lerp(y, moved, s.alpha * wt)
+                if s.restore:
+                    y = restore_contrast(y, fresh, s.restore)
         self.prev_gray = gray
         self.prev_out = y if s.recursive else fresh
         return y
@@ -162,7 +169,21 @@ def _upsample(t: torch.Tensor, size) -> torch.Tensor:
                                                                        align_corners=False)
 
 
-def warp_tensor(img: torch.Tensor, flow: np.ndarray, size) -> torch.Tensor:
+def restore_contrast(y: torch.Tensor, fresh: torch.Tensor, k: int) -> torch.Tensor:
+    """``y``'s local detail (minus its k x k mean) scaled up to the local contrast of ``fresh``.
+
+    Blending two frames whose strokes differ averages the strokes away (blend weights a, b shrink
+    uncorrelated detail to sqrt(a^2 + b^2) of its contrast): this puts the contrast back without
+    adding any where the blend kept it (the scale is at least 1 and at most 2)."""
+    def box(t):
+        return F.avg_pool2d(t, k, 1, k // 2, count_include_pad=False)
+    mu_y, mu_f = box(y), box(fresh)
+    var_y, var_f = (box(y * y) - mu_y ** 2).clamp_(min=0), (box(fresh * fresh) - mu_f ** 2).clamp_(min=0)
+    scale = ((var_f + 1e-5) / (var_y + 1e-5)).sqrt_().clamp_(1, 2)
+    return (mu_y + (y - mu_y) * scale).clamp_(0, 1)
+
+
+def warp_tensor(img: torch.Tensor, flow: np.ndarray, size, mode: str = "bilinear") -> torch.Tensor:
     """``warp`` for a 1xCxHxW tensor, with a (smaller) host flow scaled up to ``size`` = (H, W)."""
     h, w = size
     fh, fw = flow.shape[:2]
@@ -172,4 +193,5 @@ def warp_tensor(img: torch.Tensor, flow: np.ndarray, size) -> torch.Tensor:
                             torch.arange(w, device=img.device, dtype=torch.float32), indexing="ij")
     # grid_sample's normalised coordinates (align_corners=True: -1 and 1 are the corner pixels' centres)
     grid = torch.stack([(gx + f[0, 0]) * 2 / max(w - 1, 1) - 1, (gy + f[0, 1]) * 2 / max(h - 1, 1) - 1], -1)[None]
-    return F.grid_sample(img, grid.to(img.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    out = F.grid_sample(img, grid.to(img.dtype), mode=mode, padding_mode="border", align_corners=True)
+    return out.clamp_(0, 1) if mode == "bicubic" else out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import queue
+import signal
 import sys
 import threading
 import time
@@ -28,10 +29,12 @@ from rtstyle import yuv
 from rtstyle.errors import RtstyleError, unreadable_input
 from rtstyle.frames import Options, output_shape, process
 from rtstyle.imageio import IMAGE_EXTS, encode_image, list_images, read_image
-from rtstyle.interrupt import Interruption, graceful
-from rtstyle.models import Model, open_model, read_meta, resolve
+from rtstyle.interrupt import Interruption, graceful, received
+from rtstyle.interrupt import name as signal_name
+from rtstyle.models import Model, model_label, open_model, read_meta, resolve
 from rtstyle.outputs import atomic_outputs, check_output, check_outputs
 from rtstyle.stabilize import Stabilizer
+from rtstyle.timeline import Monotonic, Timeline
 from rtstyle.writer import VideoWriter, atomic_video, check_encoder, container_format, encoder_name, quality_options
 
 # Audio codecs the MP4/MOV muxers take without "experimental" flags; others are re-encoded to AAC.
@@ -70,9 +73,9 @@ def video_command(src: str, output: str | None, model: str, kind: str = "style",
     src_path = Path(src)
     first = probe(src_path)
     path = resolve(model, kind)
-    dst = Path(output) if output else default_output(src_path, path.stem, ".mp4")
+    dst = Path(output) if output else default_output(src_path, model_label(model, path), ".mp4")
     check_video_output(src_path, dst, batch, overwrite, codec, crf)
-    opened = open_model(str(path), kind, backend, device, precision)
+    opened = open_model(model, kind, backend, device, precision)
     report = transcode(src_path, dst, opened, options or Options(), first, codec, crf, batch, overwrite=overwrite)
     print(f"rtstyle: wrote {dst}: {report}", file=sys.stderr)
     return report
@@ -89,9 +92,10 @@ def images_command(inputs: list[str], output: str | None, model: str, kind: str 
         if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and is_video(p):
             raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
     out = Path(output) if output else None
-    check_outputs(image_jobs(paths, out, resolve(model, kind).stem), overwrite)  # before loading anything
+    label = model_label(model, resolve(model, kind))
+    check_outputs(image_jobs(paths, out, label), overwrite)  # before loading anything
     opened = open_model(model, kind, backend, device, precision)
-    written = run_images(paths, out, opened, options or Options(), overwrite, name=opened.path.stem)
+    written = run_images(paths, out, opened, options or Options(), overwrite, name=label)
     print(f"rtstyle: wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""),
           file=sys.stderr)
     return written
@@ -121,7 +125,8 @@ def default_output(src: Path, name: str, suffix: str | None = None) -> Path:
 
 
 def is_video(path: Path) -> bool:
-    """Decided by content: a file PyAV opens as a moving-picture container (not a still-image demuxer)."""
+    """Decided by content: a file PyAV opens as a moving-picture container (not a still-image
+    demuxer). An audio file with cover art counts: the video command then says what it is."""
     try:
         with av.open(str(path), metadata_errors="replace") as c:
             still = c.format.name == "image2" or c.format.name.endswith("_pipe")
@@ -205,7 +210,16 @@ def open_video(path: Path) -> av.container.InputContainer:
     if not c.streams.video:
         c.close()
         raise RtstyleError(f"{path} has no video stream")
+    if video_stream(c) is None:
+        c.close()
+        raise RtstyleError(f"{path} is an audio file: its only picture is cover art, not a video")
     return c
+
+
+def video_stream(c: av.container.InputContainer) -> av.VideoStream | None:
+    """The video to process: the first video stream that is not a still attached to audio (cover
+    art: an MP3's or M4A's picture, which demuxers list as a one-frame video stream)."""
+    return next((s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic), None)
 
 
 def probe(path: Path) -> av.VideoFrame:
@@ -214,7 +228,7 @@ def probe(path: Path) -> av.VideoFrame:
     exact in every container, and the first frame must not be lost."""
     with open_video(path) as c:
         try:
-            for frame in c.decode(c.streams.video[0]):
+            for frame in c.decode(video_stream(c)):
                 return frame
         except av.error.FFmpegError as e:
             raise RtstyleError(f"{path}: cannot decode video ({e.strerror or e})") from None
@@ -228,9 +242,9 @@ def transcode(src: Path, dst: Path, model: Model, options: Options, first: av.Vi
     caller (and is checked again when published: another run may have written it meanwhile)."""
     fmt = container_format(dst)
     inp = open_video(src)
-    vstream = inp.streams.video[0]
+    vstream = video_stream(inp)
     vstream.thread_type = "AUTO"
-    _warn_dropped(inp)
+    _warn_dropped(inp, vstream)
     pipe = _Pipeline()
     interrupt = Interruption(on_request=pipe.stop.set)
     height, width = output_shape(model, first.height, first.width, options)
@@ -240,9 +254,11 @@ def transcode(src: Path, dst: Path, model: Model, options: Options, first: av.Vi
         with graceful(interrupt):
             with atomic_video(dst, fmt, _mux_options(fmt, vstream), overwrite) as (writer, tmp):
                 try:
-                    writer.add_video(encoder, vstream.average_rate or vstream.guessed_rate or 25, width + width % 2,
-                                     height + height % 2, vstream.time_base, quality_options(encoder, crf), like=first)
+                    writer.add_video(encoder, frame_rate(inp, vstream), width + width % 2,
+                                     height + height % 2, vstream.time_base, quality_options(encoder, crf), like=first,
+                                     sar=vstream.sample_aspect_ratio)
                     audio = _add_audio_streams(inp, writer)
+                    writer.container.start_encoding()  # the header: output time bases are final from here
                     pipe.start(inp, vstream, audio, model, options, batch,
                                yuv.use_device_yuv(model.backend.device, device_yuv))
                     _encode(writer, pipe, _total_frames(inp, vstream), progress, interrupt)
@@ -259,16 +275,26 @@ def transcode(src: Path, dst: Path, model: Model, options: Options, first: av.Vi
     return Report(pipe.done, time.perf_counter() - t0, pipe.timing[0])
 
 
+def frame_rate(inp, vstream) -> Fraction:
+    """The video's frame rate as ffmpeg takes it: a raw elementary stream (H.264, HEVC, MPEG-2 ...)
+    has no timestamps, and its rate is the bitstream's (H.264 VUI timing), which FFmpeg's guess
+    reads while the demuxer's average is its 25 fps default."""
+    raw = inp.format.flags & av.format.Flags.no_timestamps.value
+    rates = (vstream.guessed_rate, vstream.average_rate) if raw else (vstream.average_rate, vstream.guessed_rate)
+    return next((Fraction(r) for r in rates if r), Fraction(25))
+
+
 def _mux_options(fmt: str, vstream) -> dict:
     """MP4 edit lists count in the movie timescale (default 1000): use the video's, so a stream that
     does not start at 0 keeps its exact first timestamp."""
     return {"movie_timescale": str(vstream.time_base.denominator)} if fmt in ("mp4", "mov") else {}
 
 
-def _warn_dropped(inp) -> None:
-    dropped = [s for s in inp.streams if s.type not in ("video", "audio")] + list(inp.streams.video[1:])
+def _warn_dropped(inp, vstream) -> None:
+    dropped = [s for s in inp.streams if s.type != "audio" and s is not vstream]
     if dropped:
-        kinds = ", ".join(sorted({s.type for s in dropped}))
+        kinds = ", ".join(sorted({"cover art" if s.disposition & av.stream.Disposition.attached_pic else s.type
+                                  for s in dropped}))
         print(f"rtstyle: warning: dropping {len(dropped)} stream(s) ({kinds}) not supported in the output",
               file=sys.stderr)
 
@@ -281,7 +307,8 @@ def _total_frames(inp, vstream) -> int | None:
 
 
 def _add_audio_streams(inp, writer: VideoWriter) -> dict:
-    """{input stream index: (output stream, copy?)}: copy when the container takes the codec, else AAC."""
+    """{input stream index: (output stream, copy?)} for every audio stream, wherever it is in the
+    file's stream order: copied when the container takes the codec, else re-encoded (AAC; Opus in WebM)."""
     out = writer.container
     streams = {}
     allowed = {"mp4": MP4_AUDIO, "mov": MOV_AUDIO}.get(out.format.name)
@@ -302,6 +329,7 @@ def _add_audio_streams(inp, writer: VideoWriter) -> dict:
 def _encode(writer: VideoWriter, pipe: _Pipeline, total: int | None, progress: bool, interrupt: Interruption) -> None:
     """Mux what the stages deliver, in order: video frames encoded, audio packets copied or re-encoded."""
     bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr)
+    order, moved = Monotonic(strict=writer.container.format.name not in ("matroska", "webm")), 0
     try:
         while (item := _get(pipe.out, pipe.stop)) is not None:
             if item[0] == "v":
@@ -310,6 +338,8 @@ def _encode(writer: VideoWriter, pipe: _Pipeline, total: int | None, progress: b
                 bar.update()
             elif item[0] == "a":
                 item[1].stream = item[2]
+                if order.fix(item[1], item[2].time_base):
+                    moved += 1
                 writer.mux(item[1])
             else:
                 writer.mux(item[2].encode(item[1]))
@@ -319,6 +349,9 @@ def _encode(writer: VideoWriter, pipe: _Pipeline, total: int | None, progress: b
         pipe.stop.set()
         bar.close()
         pipe.join()
+    if moved:
+        print(f"rtstyle: warning: moved {moved} copied audio packet(s) whose timestamps went back or repeated "
+              "just after their predecessors, as ffmpeg does", file=sys.stderr)
     errors = [s.error for s in pipe.stages if s.error is not None]
     if errors and not interrupt.requested.is_set():
         raise errors[0]
@@ -336,11 +369,12 @@ def _close(pipe: _Pipeline, interrupt: Interruption, writer: VideoWriter, inp, t
 
 
 def _say_interrupted(dst: Path, done: int, interrupt: Interruption) -> None:
+    how = "" if received() == signal.SIGINT else f" ({signal_name()})"
     if interrupt.aborted.is_set():
-        print(f"\nrtstyle: interrupted twice: stopped at once; {dst} not written", file=sys.stderr)
+        print(f"\nrtstyle: interrupted twice{how}: stopped at once; {dst} not written", file=sys.stderr)
     else:
-        print(f"\nrtstyle: interrupted: {dst} holds the first {done} frames and plays" if done else
-              "\nrtstyle: interrupted before the first frame; nothing written", file=sys.stderr)
+        print(f"\nrtstyle: interrupted{how}: {dst} holds the first {done} frames and plays" if done else
+              f"\nrtstyle: interrupted{how} before the first frame; nothing written", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- pipeline stages
@@ -417,56 +451,81 @@ class _Stage(threading.Thread):
 
 
 def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event, planes: bool = False) -> None:
-    """Demux and decode: video frames as RGB arrays (or YUV planes, ``planes``) with display
-    timestamps; audio packets to copy or frames to re-encode, in file order."""
-    heap, pending, last, last_dts, skipped = [], deque(), None, {}, Counter()
-    step = max(1, round(1 / (vstream.average_rate * vstream.time_base))) if vstream.average_rate else 1
-
-    def emit(final: bool) -> bool:
-        nonlocal last
-        while pending and (final or len(pending) > REORDER):
-            t = heapq.heappop(heap)
-            last = t = t if last is None or t > last else last + 1
-            if not _put(q, ("v", pending.popleft(), t), stop):
-                return False
-        return True
-
-    for packet in inp.demux([vstream, *(s for s, _ in audio.values())]):
+    """Demux and decode, every packet moved onto the output's timeline (``rtstyle.timeline``): video
+    frames as RGB arrays (or YUV planes, ``planes``) with display timestamps; audio packets to copy
+    or frames to re-encode, in file order."""
+    timeline, skipped = Timeline(inp), Counter()
+    frame_time = 1 / frame_rate(inp, vstream)
+    video, sound = _Reorder(vstream, frame_time, q, stop, planes), _Audio(audio, q, stop, skipped)
+    for packet in inp.demux([vstream, *(inp.streams[i] for i in audio)]):
         if stop.is_set():
             return
-        if packet.stream is vstream:
-            frames = _decode_packet(packet)
-            if frames is None:
-                skipped["corrupt video"] += 1
-            for frame in frames or []:
-                t = frame.pts if frame.pts is not None else frame.dts
-                heapq.heappush(heap, t if t is not None else (last or 0) + step * (len(pending) + 1))
-                pending.append(yuv.host_frame(frame, planes))
-            if not emit(False):
-                return
-        else:
-            ostream, copy = audio[packet.stream.index]
-            if copy:
-                if packet.dts is None:  # the demuxer's end-of-stream marker
-                    continue
-                if packet.dts <= last_dts.get(ostream.index, packet.dts - 1):  # muxers refuse these
-                    skipped["out-of-order audio"] += 1
-                    continue
-            # Copied packets are decoded too: a corrupt one copied would leave an output that does not decode.
-            frames = _decode_packet(packet)
-            if frames is None:
-                skipped["corrupt audio"] += 1
-                continue
-            if copy:
-                last_dts[ostream.index] = packet.dts
-            items = [("a", packet, ostream)] if copy else [("af", _in_samples(f), ostream) for f in frames]
-            for item in items:
-                if not _put(q, item, stop):
-                    return
-    emit(True)
+        timeline.shift(packet, frame_time if packet.stream is vstream else Fraction(0))
+        if not (video.add(packet, skipped) if packet.stream is vstream else sound.add(packet)):
+            return
+    video.emit(final=True)
     if skipped:
         counts = ", ".join(f"{n} {why}" for why, n in skipped.items())
         print(f"rtstyle: warning: skipped {counts} packet(s), as players do", file=sys.stderr)
+
+
+class _Reorder:
+    """Video frames to the next stage in display order: decode-order timestamps (AVI) are sorted over
+    ``REORDER`` frames; a frame without a timestamp (raw streams) gets the next one at the frame rate."""
+
+    def __init__(self, vstream, frame_time: Fraction, q: queue.Queue, stop: threading.Event, planes: bool):
+        self.q, self.stop, self.planes = q, stop, planes
+        self.heap, self.pending, self.last, self.guess = [], deque(), None, 0
+        self.step = max(1, round(frame_time / vstream.time_base))
+
+    def add(self, packet: av.Packet, skipped: Counter) -> bool:
+        frames = _decode_packet(packet)
+        if frames is None:
+            skipped["corrupt video"] += 1
+        for frame in frames or []:
+            t = frame.pts if frame.pts is not None else frame.dts
+            t = self.guess if t is None else t
+            self.guess = max(self.guess, t + self.step)
+            heapq.heappush(self.heap, t)
+            self.pending.append(yuv.host_frame(frame, self.planes))
+        return self.emit(final=False)
+
+    def emit(self, final: bool) -> bool:
+        while self.pending and (final or len(self.pending) > REORDER):
+            t = heapq.heappop(self.heap)
+            self.last = t = t if self.last is None or t > self.last else self.last + 1
+            if not _put(self.q, ("v", self.pending.popleft(), t), self.stop):
+                return False
+        return True
+
+
+class _Audio:
+    """Audio packets to copy (decoded too: a corrupt one copied would leave an output that does not
+    decode) or frames to re-encode, whose timestamps never go back (an overlap at a join is played
+    after what precedes it, as the samples of a copied packet are)."""
+
+    def __init__(self, audio: dict, q: queue.Queue, stop: threading.Event, skipped: Counter):
+        self.audio, self.q, self.stop, self.skipped = audio, q, stop, skipped
+        self.next: dict[int, int] = {}  # per re-encoded stream: the next sample's timestamp
+
+    def add(self, packet: av.Packet) -> bool:
+        ostream, copy = self.audio[packet.stream.index]
+        if copy and packet.dts is None:  # the demuxer's end-of-stream marker
+            return True
+        frames = _decode_packet(packet)
+        if frames is None:
+            self.skipped["corrupt audio"] += 1
+            return True
+        items = [("a", packet, ostream)] if copy else [("af", self._continuous(f, ostream.index), ostream)
+                                                        for f in frames]
+        return all(_put(self.q, item, self.stop) for item in items)
+
+    def _continuous(self, frame: av.AudioFrame, index: int) -> av.AudioFrame:
+        frame = _in_samples(frame)
+        if frame.pts is not None:
+            frame.pts = max(frame.pts, self.next.get(index, frame.pts))
+            self.next[index] = frame.pts + frame.samples
+        return frame
 
 
 def _decode_packet(packet: av.Packet) -> list | None:

@@ -10,6 +10,7 @@ and the synthetic test clips.
 from __future__ import annotations
 
 import contextlib
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -25,7 +26,10 @@ VIDEO_CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": 
 # Output containers. Not AVI: it has no presentation timestamps, so B-frames and variable frame
 # rates come out in the wrong order or at the wrong times.
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
-RGB_MATRIX, BT601 = 0, 6  # AVColorSpace: AVCOL_SPC_RGB, AVCOL_SPC_SMPTE170M
+RGB_MATRIX, BT601 = 0, 6
+# Codecs with no aspect field in their bitstream: Matroska would need the stream's display size,
+# which PyAV does not let a writer set.
+NO_ASPECT = {"libvpx", "libvpx-vp9", "libsvtav1", "libaom-av1", "librav1e", "av1_nvenc"}  # AVColorSpace: AVCOL_SPC_RGB, AVCOL_SPC_SMPTE170M
 
 
 def container_format(dst: Path) -> str:
@@ -98,9 +102,11 @@ class VideoWriter:
         self.closed = False
 
     def add_video(self, codec: str, rate, width: int, height: int, time_base: Fraction, options: dict | None = None,
-                  like: av.VideoFrame | None = None, pix_fmt: str = "yuv420p") -> av.VideoStream:
+                  like: av.VideoFrame | None = None, pix_fmt: str = "yuv420p",
+                  sar: Fraction | None = None) -> av.VideoStream:
         """A ``width`` x ``height`` stream (yuv420p needs even sizes: frames smaller than the stream are
-        edge-padded); ``like``, a source frame, lends its colour tags and display matrix (rotation)."""
+        edge-padded); ``like``, a source frame, lends its colour tags and display matrix (rotation);
+        ``sar``, the source's sample aspect ratio, keeps an anamorphic video's display shape."""
         if codec not in av.codecs_available:
             raise RtstyleError(f"video encoder {codec!r} is not available in this PyAV build")
         try:
@@ -108,6 +114,12 @@ class VideoWriter:
         except (ValueError, av.error.FFmpegError) as e:
             raise RtstyleError(f"cannot encode {codec} into {self.container.format.name}: {e}") from None
         s.width, s.height, s.pix_fmt = width, height, pix_fmt
+        if sar and sar != 1:  # written in the bitstream (H.264/HEVC VUI) and by the MP4 muxer (pasp)
+            s.codec_context.sample_aspect_ratio = sar
+            if s.codec_context.name in NO_ASPECT:
+                print(f"rtstyle: warning: {s.codec_context.name} in {self.container.format.name} cannot keep the source's "
+                      f"sample aspect ratio {sar.numerator}:{sar.denominator}: the output shows with square pixels "
+                      "(use H.264 or HEVC to keep it)", file=sys.stderr)
         s.time_base = s.codec_context.time_base = time_base
         self.time_base = time_base  # the muxer may change the stream's when it writes the header
         if like is not None:

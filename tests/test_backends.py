@@ -13,6 +13,7 @@ import torch
 
 from rtstyle import backends as B
 from rtstyle.backends import cache
+from rtstyle.backends import onnx as onnx_export
 from rtstyle.backends import tensorrt as E
 from rtstyle.backends.compiled import CompiledBackend, bucket
 from rtstyle.checkpoint import load_model
@@ -45,7 +46,10 @@ def test_unknown_choices_are_one_line_errors(tiny):
     with pytest.raises(RtstyleError, match="unknown backend"):
         B.load_backend(net, meta, "tvm", "cpu")
     with pytest.raises(RtstyleError, match="unknown precision"):
-        B.load_backend(net, meta, "torch", "cpu", "int8")
+        B.load_backend(net, meta, "torch", "cpu", "int4")
+    for backend in ("torch", "compile"):
+        with pytest.raises(RtstyleError, match="int8 runs through ONNX Runtime"):
+            B.load_backend(net, meta, backend, "cpu", "int8")
     for backend in ("torch", "onnxruntime", "compile", "auto"):
         with pytest.raises(RtstyleError, match="fp16 needs a CUDA device"):
             B.load_backend(net, meta, backend, "cpu", "fp16")
@@ -93,6 +97,78 @@ def test_auto_falls_back_to_eager_when_onnx_fails(tiny, monkeypatch, capsys):
     net, meta = tiny
     assert B.load_backend(net, meta, "auto", "cpu").name == "torch"
     assert "ONNX Runtime unavailable for this model: RuntimeError: exporter exploded" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def photos(tmp_path, monkeypatch):
+    """A folder of 20 smooth synthetic photos to calibrate INT8 on, named by $RTSTYLE_CALIBRATION."""
+    import numpy as np
+    from rtstyle.imageio import write_image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(20):
+        small = torch.from_numpy(rng.random((1, 3, 6, 8), dtype=np.float32))
+        img = torch.nn.functional.interpolate(small, size=(48, 64), mode="bicubic").clamp(0, 1)
+        write_image(folder / f"{i:02d}.png", (img[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    monkeypatch.setenv(onnx_export.CALIBRATION_ENV, str(folder))
+    return folder
+
+
+def test_int8_quantises_convolutions_only_and_is_cached(tiny, photos, capsys):
+    import onnx
+
+    net, meta = tiny
+    x = torch.rand(1, 3, 40, 48)
+    with torch.inference_mode():
+        ref = net(x)
+    q = B.load_backend(net, meta, "onnxruntime", "cpu", "int8")
+    assert "quantising tiny to int8 on 16 photos" in capsys.readouterr().err
+    assert 10 * torch.log10(1 / ((q(x) - ref) ** 2).mean()) > 20
+    quality = onnx_export.int8_quality(q.path)
+    assert quality["photos"] == onnx_export.CHECK_PHOTOS and quality["psnr_db_vs_fp32"] > 20
+    graph = onnx.load(str(q.path)).graph
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert all(made_by.get(n.input[1]) == "DequantizeLinear" for n in convs[:-1])  # int8 weights...
+    assert convs[-1].input[1] not in made_by  # ...but the last convolution's are float, as is its output
+    norms = [n for n in graph.node if n.op_type == "InstanceNormalization"]
+    assert norms and all(i not in made_by for n in norms for i in n.input[1:])  # float scale and bias
+    B.load_backend(net, meta, "onnxruntime", "cpu", "int8")
+    assert "quantising" not in capsys.readouterr().err  # cached
+
+
+def test_int8_without_photos_is_a_one_line_error(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv(onnx_export.CALIBRATION_ENV, str(tmp_path))
+    monkeypatch.delenv("RTSTYLE_SHARED", raising=False)
+    net, meta = copy.deepcopy(tiny[0]), {**tiny[1], "data": str(tmp_path)}
+    with torch.no_grad():
+        next(net.parameters()).add_(1)  # weights no INT8 file was cached for
+    with pytest.raises(RtstyleError, match="int8 needs 20 or more photos to calibrate on"):
+        B.load_backend(net, meta, "onnxruntime", "cpu", "int8")
+
+
+def test_auto_precision_takes_int8_only_when_built_checked_and_faster(tiny, photos, engines, capsys):
+    net, meta = tiny
+    key = B._cpu_key(meta)
+    (engines / B.CPU_CHOICE_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (engines / B.CPU_CHOICE_FILE).write_text(json.dumps({key: {"torch": 9.0, "onnxruntime": 5.0,
+                                                               "onnxruntime-int8": 2.0}}))
+    sidecar = onnx_export.int8_path(net, meta).with_suffix(".json")
+    sidecar.unlink(missing_ok=True)
+    chosen = B.load_backend(net, meta, "auto", "cpu", "auto")
+    assert (chosen.name, chosen.precision) == ("onnxruntime", "fp32")
+    assert "int8 not built for this model" in capsys.readouterr().err
+    B.load_backend(net, meta, "onnxruntime", "cpu", "int8")  # builds it
+    for psnr, expected in ((45.0, "int8"), (20.0, "fp32")):
+        sidecar.write_text(json.dumps({"psnr_db_vs_fp32": psnr, "photos": 4}))
+        capsys.readouterr()
+        chosen = B.load_backend(net, meta, "auto", "cpu", "auto")
+        err = capsys.readouterr().err
+        assert chosen.precision == expected, err
+        assert (f"backend auto: onnxruntime int8 (faster" in err) if expected == "int8" else "int8 left out: 20.0 dB" in err
+    assert B.load_backend(net, meta, "auto", "cpu", "fp32").precision == "fp32"  # asked for: no int8
 
 
 def test_measure_cpu_interleaves_and_reports_each():

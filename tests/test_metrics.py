@@ -43,3 +43,32 @@ def test_ssim_is_the_mean_over_every_11x11_gaussian_window():
 
 def test_modcrop():
     assert metrics.modcrop(np.zeros((229, 345, 3)), 8).shape == (224, 344, 3)
+
+
+def _upscaled(net, lr):
+    import torch
+    from rtstyle.imageio import to_image, to_tensor
+    with torch.no_grad():
+        return metrics.rgb_to_y(to_image(net.eval()(to_tensor(lr))))
+
+
+def test_checkerboard_peak_finds_deconvolution_artefacts_not_photo_detail(shared):
+    """On a real photo: the photo and its bicubic x4 score low, a deconvolution net at initialisation
+    (Odena et al.'s checkerboard) scores high. (The shipped nets are checked in test_models.py.)"""
+    import torch
+    from rtstyle.data import make_lr
+    from rtstyle.imageio import read_image
+    from rtstyle.imresize import imresize
+    from rtstyle.nets import SRNet
+
+    hr = read_image(shared / "data/sr/Set5/baby.png")[:192, :192]
+    lr = make_lr(hr, 4)
+    assert metrics.checkerboard_peak(metrics.rgb_to_y(hr)) < 10
+    assert metrics.checkerboard_peak(metrics.rgb_to_y(imresize(lr, 4))) < 10
+    torch.manual_seed(0)
+    assert metrics.checkerboard_peak(_upscaled(SRNet(4, "batch", "deconv", width=0.5), lr)) > 100
+
+
+def test_checkerboard_peak_needs_a_large_enough_image():
+    with pytest.raises(metrics.RtstyleError, match="at least 32x32"):
+        metrics.checkerboard_peak(np.zeros((20, 40)))

@@ -34,6 +34,7 @@ from rtstyle.backends import cache
 from rtstyle.backends import tensorrt as E
 from rtstyle.checkpoint import save_training_state
 from rtstyle.cli import main
+from rtstyle.errors import RtstyleError
 from rtstyle.imageio import read_image
 from rtstyle.nets import build_net
 from rtstyle.synth import make_clip
@@ -142,7 +143,7 @@ def run_case(c: G.Case, root: Path, models: dict, capfd) -> str:
         if written.suffix in (".png", ".jpg", ".webp", ".bmp", ".tif"):
             O.check_image(sample.path, written, scale, sbs)
         else:
-            ref = O.reference(sample.path)
+            ref = sample.reference or O.reference(sample.path)
             assert ref is not None, "a video was written from an input the reference decoder finds no frame in"
             O.check_video(ref, written, scale, sbs, exact=sample.expect == "output")
     except Exception as e:
@@ -334,23 +335,53 @@ def wait_for_frames(folder: Path, proc: subprocess.Popen, size: int = 20_000) ->
     raise AssertionError(f"no frames being written: {proc.communicate(timeout=30)[1][-2000:]}")
 
 
-def test_sigint_leaves_a_playable_file(tmp_path, models):
-    src = make_clip(tmp_path / "long.mkv", frames=300, size=(160, 120))
-    dst = tmp_path / "out.mkv"
-    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "video", src, "-o", dst, "--style", models["style"], *FAST],
+@pytest.mark.parametrize("sig, command", [(signal.SIGINT, "video"), (signal.SIGTERM, "video"), (signal.SIGHUP, "video"),
+                                         (signal.SIGTERM, "upscale")])
+def test_stop_signal_leaves_a_playable_file(sig, command, tmp_path, models):
+    """Ctrl-C, SIGTERM (docker stop, systemd, SLURM, CI) and SIGHUP (a closed terminal) all finalise
+    the frames done into a playable file and exit with 128 + the signal's number."""
+    src = make_clip(tmp_path / "long.mkv", frames=300, size=(160, 120) if command == "video" else (64, 48))
+    dst = tmp_path / ("out.mkv" if command == "video" else "out.mp4")  # (MP4: frames reach the file at once)
+    model = ["--style", models["style"]] if command == "video" else ["--model", models["sr"], "--crf", "0"]  # (bytes soon)
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", command, src, "-o", dst, *model, *FAST],
                             stderr=subprocess.PIPE, text=True, env=ENV)
     try:
-        wait_for_frames(tmp_path, proc)
-        proc.send_signal(signal.SIGINT)
+        wait_for_frames(tmp_path, proc, size=20_000 if command == "video" else 2_000)
+        proc.send_signal(sig)
         err = proc.communicate(timeout=60)[1]
     finally:
         proc.kill()
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert proc.returncode == 128 + sig and "Traceback" not in err, err
     got = O.decode_strictly(dst)  # decodes to the end
     assert 0 < got["frames"] < 300 and f"holds the first {got['frames']} frames" in err
     ref = O.reference(src)
     assert got["times"] == pytest.approx(ref.times[:got["frames"]], abs=1e-3)
     assert len(got["audio"]) == 1 and not O.leftovers(tmp_path)
+    TALLY["output"] += 1
+
+
+def test_sigkill_temporary_is_cleaned_by_the_next_run(tmp_path, models, capfd):
+    """SIGKILL leaves the temporary file (nothing can run then); the next run to the same destination
+    removes it, and only the temporaries of dead runs: a live run's (this process's) stays."""
+    from rtstyle.outputs import _owner
+
+    src = make_clip(tmp_path / "long.mkv", frames=300, size=(160, 120), audio=False)
+    dst = tmp_path / "out.mkv"
+    proc = subprocess.Popen([sys.executable, "-m", "rtstyle", "video", src, "-o", dst, "--style", models["style"], *FAST],
+                            stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        wait_for_frames(tmp_path, proc, size=1)
+    finally:
+        proc.kill()
+        proc.wait()
+    (killed,) = O.leftovers(tmp_path)
+    live = tmp_path / f".out.mkv.{_owner(os.getpid())}.x.part"
+    live.write_bytes(b"a live run's")
+    clip = make_clip(tmp_path / "short.mp4", frames=3, size=(32, 24))
+    code, err = cli(capfd, "video", clip, "-o", dst, "--style", models["style"], *FAST)
+    assert code == 0, err
+    assert O.leftovers(tmp_path) == [live.name] and killed != live.name
+    O.check_video(O.reference(clip), dst)
     TALLY["output"] += 1
 
 
@@ -425,6 +456,39 @@ def test_malicious_pickle_runs_no_code(tmp_path, models, capfd):
     import pickle
     pickle.loads((tmp_path / "evil.pth").read_bytes())
     assert marker.exists()  # the payload is real
+
+
+@pytest.mark.parametrize("command", ["stylize", "video", "upscale"])
+def test_model_with_nan_weights_is_refused(command, tmp_path, capfd):
+    """A model saved from a diverged training (NaN weights) would write black frames and exit 0:
+    a one-line error instead, and no output."""
+    kind = "sr" if command == "upscale" else "style"
+    arch = ({"kind": "sr", "scale": 4, "norm": "batch", "upsample": "deconv", "width": 0.25} if kind == "sr" else
+            {"kind": "style", "norm": "instance", "upsample": "resize", "width": 0.25})
+    net = build_net(arch)
+    with torch.no_grad():
+        next(net.parameters())[0].fill_(float("nan"))
+    from rtstyle.checkpoint import save_model
+
+    model = save_model(net, tmp_path / "diverged.safetensors", {"name": "diverged", "arch": arch})
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=(16, 16)) if command == "video" else G.write_image(tmp_path / "in.png", (16, 12))
+    out = tmp_path / f"out{src.suffix}"
+    code, err = cli(capfd, command, src, "-o", out, "--style" if kind == "style" else "--model", model, *FAST)
+    assert "NaN" in clean_error(code, err, command) and not out.exists() and not O.leftovers(tmp_path)
+
+
+def test_non_finite_output_is_an_error(tiny_style, capfd):
+    """Finite weights can still give NaN (an fp16 overflow): refused, not written as black."""
+    from rtstyle.frames import process
+    from rtstyle.models import open_model
+
+    model = open_model(str(tiny_style), "style", "torch", "cpu", "fp32")
+    net = model.backend
+    model.backend = type("Nan", (), {"device": net.device, "dtype": net.dtype,
+                                     "__call__": lambda self, x: net(x) * float("nan")})()
+    with pytest.raises(RtstyleError, match="not finite"):
+        process(model, np.zeros((16, 16, 3), np.uint8))
+    TALLY["error"] += 1
 
 
 @pytest.mark.parametrize("seed", range(30))

@@ -9,8 +9,9 @@ themselves.
 - ``compile``: ``torch.compile``; on CUDA with FP16, channels_last and CUDA graphs.
 - ``tensorrt``: a serialized TensorRT (or TensorRT-RTX) engine, FP16 by default.
 - ``auto``: TensorRT when it is importable and CUDA is present, else ``compile`` on CUDA, else
-  whichever of ``onnxruntime`` and ``torch`` measured faster on this CPU (measured once per
-  architecture and machine, remembered in the engine folder). It says what it chose on stderr.
+  whichever of ``onnxruntime`` (FP32, or INT8 with precision ``auto`` once built and checked) and
+  ``torch`` measured faster on this CPU (measured once per architecture and machine, remembered in
+  the engine folder). It says what it chose, and why, on stderr.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from rtstyle.backends.torch_eager import TorchBackend
 from rtstyle.errors import RtstyleError, say
 
 BACKENDS = ("auto", "tensorrt", "compile", "onnxruntime", "torch")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("auto", "fp32", "fp16", "int8")  # auto: fp32, or int8 where --backend auto finds it faster
 PROBE_SIZE = 256  # square input the CPU choice is measured at
 
 
@@ -86,6 +87,9 @@ def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str 
         raise RtstyleError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
         return _auto(net, meta, device, precision)
+    precision = "fp32" if precision == "auto" else precision
+    if precision == "int8" and backend != "onnxruntime":
+        raise RtstyleError("int8 runs through ONNX Runtime on the CPU: use --backend onnxruntime (or auto)")
     if backend == "torch":
         return TorchBackend(net, device, precision)
     if backend == "onnxruntime":
@@ -96,6 +100,10 @@ def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str 
 
 
 def _auto(net: nn.Module, meta: dict, device: torch.device, precision: str) -> Backend:
+    if device.type != "cpu":
+        precision = "fp32" if precision == "auto" else precision
+        if precision == "int8":
+            raise RtstyleError("int8 runs through ONNX Runtime on the CPU; on CUDA use --precision fp16 or fp32")
     if device.type == "cuda":
         choice = "tensorrt" if import_tensorrt() is not None else "compile"
         say(f"backend auto: {choice} ({'TensorRT importable' if choice == 'tensorrt' else 'no TensorRT'}, "
@@ -138,29 +146,61 @@ def measure_cpu(candidates: dict[str, Backend], size: int = PROBE_SIZE, rounds: 
 
 
 def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: str) -> Backend:
-    """Eager PyTorch or ONNX Runtime, whichever measured faster for this architecture on this CPU."""
-    if precision != "fp32":
-        raise RtstyleError("fp16 needs a CUDA device; use --precision fp32 on the CPU")
+    """Eager PyTorch, ONNX Runtime FP32 or (precision ``auto``) ONNX Runtime INT8, whichever measured
+    fastest for this architecture on this CPU. INT8 competes only once built for this model (built
+    by ``--precision int8`` or ``rtstyle export --precision int8``: its calibration costs seconds,
+    which a first run must not pay) and only if it passed its quality check."""
+    if precision == "fp16":
+        raise RtstyleError("fp16 needs a CUDA device; use --precision fp32 or int8 on the CPU")
+    if precision == "int8":
+        say("backend auto: onnxruntime int8 (int8 runs through ONNX Runtime)")
+        return onnxrt.OnnxRuntimeBackend(net, meta, device, "int8")
+    builders = {"torch": lambda: TorchBackend(net, device, "fp32"),
+                "onnxruntime": lambda: onnxrt.OnnxRuntimeBackend(net, meta, device)}
+    note = _int8_note(net, meta) if precision == "auto" else ""
+    if precision == "auto" and not note:
+        builders["onnxruntime-int8"] = lambda: onnxrt.OnnxRuntimeBackend(net, meta, device, "int8")
     known, key = read_cpu_choices(), _cpu_key(meta)
-    ms = cpu_choice(known, key)
-    if ms and min(ms, key=ms.get) == "torch":
-        say(f"backend auto: torch (faster on this CPU when measured: {_fmt(ms)})")
-        return TorchBackend(net, device, precision)
-    try:
-        ort = onnxrt.OnnxRuntimeBackend(net, meta, device)
-    except Exception as e:  # an export or session failure must not stop a run that eager PyTorch can do
-        say(f"backend auto: torch (ONNX Runtime unavailable for this model: {e.__class__.__name__}: {str(e)[:200]})")
-        return TorchBackend(net, device, precision)
-    if ms:
-        say(f"backend auto: onnxruntime (faster on this CPU when measured: {_fmt(ms)})")
-        return ort
-    candidates = {"torch": TorchBackend(net, device, precision), "onnxruntime": ort}
-    ms = measure_cpu(candidates)
+    ms = cpu_choice(known, key, set(builders))
+    loaded = {}
+    for name in sorted(ms, key=ms.get) if ms else list(builders):  # fastest first when measured
+        try:
+            loaded[name] = builders[name]()
+        except Exception as e:  # an export or session failure must not stop a run that eager PyTorch can do
+            if name == "torch":
+                raise
+            say(f"backend auto: {_label(name)} left out (ONNX Runtime unavailable for this model: "
+                f"{e.__class__.__name__}: {str(e)[:200]})")
+            continue
+        if ms:
+            say(f"backend auto: {_label(name)} (faster on this CPU when measured: {_fmt(ms)}{note})")
+            return loaded[name]
+    if len(loaded) == 1:
+        name, backend = loaded.popitem()
+        say(f"backend auto: {_label(name)} (the only one available)")
+        return backend
+    ms = measure_cpu(loaded)
     known[key] = ms
     remembered = remember_cpu_choices(known)
     choice = min(ms, key=ms.get)
-    say(f"backend auto: {choice} (measured now on this CPU: {_fmt(ms)}; {remembered})")
-    return candidates[choice]
+    say(f"backend auto: {_label(choice)} (measured now on this CPU: {_fmt(ms)}{note}; {remembered})")
+    return loaded[choice]
+
+
+def _int8_note(net: nn.Module, meta: dict) -> str:
+    """Why INT8 is not a candidate for this model ("" when it is)."""
+    from rtstyle.backends.onnx import INT8_MIN_PSNR, int8_path, int8_quality
+
+    quality = int8_quality(int8_path(net, meta))
+    if quality is None:
+        return "; int8 not built for this model: --precision int8 builds it once"
+    if quality["psnr_db_vs_fp32"] < INT8_MIN_PSNR:
+        return f"; int8 left out: {quality['psnr_db_vs_fp32']:.1f} dB from fp32, under {INT8_MIN_PSNR:.0f} dB"
+    return ""
+
+
+def _label(name: str) -> str:
+    return name.replace("-int8", " int8")
 
 
 def _fmt(ms: dict[str, float]) -> str:

@@ -97,12 +97,12 @@ def read_cpu_choices() -> dict:
     return known if isinstance(known, dict) else {}
 
 
-def cpu_choice(known: dict, key: str) -> dict[str, float] | None:
-    """The measurement remembered under ``key``, if it is a complete, well-formed one."""
+def cpu_choice(known: dict, key: str, names: set[str] | frozenset[str] = frozenset({"torch", "onnxruntime"})
+               ) -> dict[str, float] | None:
+    """The measurement remembered under ``key`` of the backends ``names``, if it is complete and well-formed."""
     ms = known.get(key)
-    if isinstance(ms, dict) and set(ms) == {"torch", "onnxruntime"} and \
-            all(isinstance(v, (int, float)) for v in ms.values()):
-        return ms
+    if isinstance(ms, dict) and names <= set(ms) and all(isinstance(ms[n], (int, float)) for n in names):
+        return {n: ms[n] for n in sorted(names)}
     return None
 
 

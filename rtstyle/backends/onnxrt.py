@@ -1,4 +1,4 @@
-"""ONNX Runtime on the CPU, running the model's exported ONNX file (cached in the engine folder)."""
+"""ONNX Runtime on the CPU, running the model's exported ONNX file, FP32 or INT8 (cached in the engine folder)."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,9 +35,10 @@ class OnnxRuntimeBackend:
         self.device = torch.device(device or "cpu")
         if self.device.type != "cpu":
             raise RtstyleError("the onnxruntime backend runs on the CPU; on CUDA use --backend tensorrt or compile")
-        if precision != "fp32":
-            raise RtstyleError("fp16 needs a CUDA device; use --precision fp32 on the CPU")
-        self.path = cached_onnx(net, meta)
+        if precision not in ("fp32", "int8"):
+            raise RtstyleError("fp16 needs a CUDA device; use --precision fp32 or int8 on the CPU")
+        self.precision = precision
+        self.path = cached_onnx(net, meta, precision)
         self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 

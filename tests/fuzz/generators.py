@@ -35,6 +35,7 @@ class Sample:
     path: Path
     expect: str            # "output", "error" or "any"
     note: str = ""
+    reference: object = None  # an oracle.Reference built from how the input was made (joined, raw streams)
 
 
 # ---------------------------------------------------------------- writing clips
@@ -80,10 +81,10 @@ def write_clip(path: Path, frames: int = 6, size: tuple[int, int] = (32, 24), co
     return path
 
 
-def _tone(out, stream, seconds: float, hz: float) -> None:
+def _tone(out, stream, seconds: float, hz: float, start: float = 0.0) -> None:
     rate = stream.codec_context.sample_rate
     channels = stream.codec_context.layout.nb_channels
-    total, chunk = int(round(seconds * rate)), stream.codec_context.frame_size or 1024
+    total, chunk, offset = int(round(seconds * rate)), stream.codec_context.frame_size or 1024, start
     for start in range(0, total, chunk):
         n = min(chunk, total - start)
         wave = (0.2 * np.sin(2 * np.pi * hz * (start + np.arange(n)) / rate)).astype(np.float32)
@@ -98,7 +99,7 @@ def _tone(out, stream, seconds: float, hz: float) -> None:
         if not fmt.is_planar:
             samples = samples.T.reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(samples, format=fmt.name, layout=stream.codec_context.layout.name)
-        frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+        frame.sample_rate, frame.pts, frame.time_base = rate, round(offset * rate) + start, Fraction(1, rate)
         out.mux(stream.encode(frame))
     out.mux(stream.encode())
 
@@ -159,6 +160,67 @@ def excerpt(src: Path, dst: Path, seconds: float) -> Path:
         dst.write_bytes(data[:int(len(data) * seconds / duration) + 16384])
         return dst
     return trim(src, dst, seconds)
+
+
+# ---------------------------------------------------------------- stream layouts, timestamps, aspect
+
+def write_layout(path: Path, layout: list[str], frames: int = 6, fps: int = 12, size: tuple[int, int] = (32, 24),
+                 fmt: str | None = None, sar: Fraction | None = None, start: float = 0.0,
+                 audio_codec: str = "aac") -> Path:
+    """A clip whose streams come in the order ``layout`` names them: "video", "audio", "cover"
+    (a still marked as an attached picture), "video2" (a second, smaller video) and "subtitle".
+    ``start``: the clock's first timestamp in seconds (an MPEG-TS that starts at 10 hours);
+    ``sar``: the sample aspect ratio (anamorphic video)."""
+    width, height = size
+    seconds = frames / fps
+    with av.open(str(path), "w", format=fmt) as out:
+        streams = {}
+        for kind in layout:
+            if kind in ("video", "video2"):
+                s = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+                s.width, s.height = (width, height) if kind == "video" else (16, 16)
+                s.pix_fmt, s.time_base = "yuv420p", Fraction(1, 90000 if fmt == "mpegts" else fps)
+                s.codec_context.time_base = Fraction(1, fps)
+                if sar and kind == "video":
+                    s.codec_context.sample_aspect_ratio = sar
+            elif kind == "audio":
+                s = out.add_stream(audio_codec, rate=48000, layout="stereo")
+            elif kind == "cover":
+                s = out.add_stream("mjpeg")
+                s.width, s.height, s.pix_fmt = 16, 16, "yuvj420p"
+                s.disposition = av.stream.Disposition.attached_pic
+            else:
+                s = out.add_stream("subrip")
+            streams[kind] = s
+        for kind, s in streams.items():
+            if kind == "cover":
+                frame = av.VideoFrame.from_ndarray(pattern(0, 16, 16), format="rgb24").reformat(format="yuvj420p")
+                frame.pts = 0
+                out.mux(s.encode(frame) + s.encode())
+            elif kind in ("video", "video2"):
+                for i in range(frames):
+                    frame = av.VideoFrame.from_ndarray(pattern(i, s.width, s.height), format="rgb24")
+                    frame.pts, frame.time_base = round(start * fps) + i, Fraction(1, fps)
+                    out.mux(s.encode(frame))
+                out.mux(s.encode())
+            elif kind == "audio":
+                _tone(out, s, seconds, 440, start)
+            else:
+                packet = av.Packet(b"1\n00:00:00,000 --> 00:00:00,200\nhello\n")
+                packet.stream, packet.time_base, packet.pts, packet.dts, packet.duration = s, Fraction(1, 1000), 0, 0, 200
+                out.mux(packet)
+    return path
+
+
+def write_raw(path: Path, fmt: str, codec: str, frames: int, fps: int) -> Path:
+    """A raw elementary stream (no container, no timestamps: the frame rate is in the bitstream)."""
+    return write_clip(path, frames=frames, fps=fps, codec=codec, size=(32, 24), fmt=fmt)
+
+
+def join(parts: list[Path], dst: Path) -> Path:
+    """Files joined byte for byte, as ``cat a.ts b.ts > joined.ts`` does."""
+    dst.write_bytes(b"".join(p.read_bytes() for p in parts))
+    return dst
 
 
 # ---------------------------------------------------------------- byte-level damage
@@ -329,6 +391,107 @@ def bad_metadata(d: Path, rng) -> Sample:
     return Sample(path, "output")
 
 
+# Stream orders: every audio track must be kept, wherever it is; cover art is not the video.
+LAYOUTS = {".mp4": [["audio", "video"], ["audio", "audio", "video"], ["video", "cover", "audio"]],
+           ".mov": [["audio", "video"]],
+           ".mkv": [["audio", "video"], ["video", "subtitle", "audio"], ["video", "video2", "audio"],
+                    ["subtitle", "audio", "video", "audio"], ["video2", "video", "audio"]]}
+
+
+@video
+def stream_order(d: Path, rng) -> Sample:
+    suffix = str(rng.choice(sorted(LAYOUTS)))
+    layout = LAYOUTS[suffix][int(rng.integers(len(LAYOUTS[suffix])))]
+    path = write_layout(d / f"order{suffix}", layout, frames=int(rng.integers(2, 7)))
+    return Sample(path, "output", note="streams: " + ", ".join(layout))
+
+
+@video
+def cover_art_audio(d: Path, rng) -> Sample:
+    """An MP3 or M4A whose only picture is its cover: an audio file, refused."""
+    suffix = str(rng.choice([".mp3", ".m4a"]))
+    layout = ["audio", "cover"] if rng.random() < 0.5 else ["cover", "audio"]
+    path = write_layout(d / f"song{suffix}", layout, fmt="mp3" if suffix == ".mp3" else "mp4",
+                        audio_codec="libmp3lame" if suffix == ".mp3" else "aac")
+    return Sample(path, "error", note="cover art only")
+
+
+@video
+def repeated_audio_timestamps(d: Path, rng) -> Sample:
+    """Matroska audio whose millisecond timestamps repeat every few packets (what
+    TrueHD's 0.83 ms frames rounded to milliseconds give; this PyAV has no TrueHD encoder): every
+    packet is audio a player plays."""
+    clean = write_clip(d / "clean.mkv", frames=int(rng.integers(4, 10)), audio_tracks=1)
+    every = int(rng.integers(2, 7))
+    dst = d / "repeats.mkv"
+    with av.open(str(clean)) as inp, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        audio_seen, last = 0, None
+        for packet in inp.demux():
+            if not packet.size:  # (Matroska video has no decode timestamps)
+                continue
+            if packet.stream.type == "audio":
+                audio_seen += 1
+                if audio_seen % every == 0 and last is not None:
+                    packet.dts = packet.pts = last  # (the muxer refuses one that goes back)
+                last = packet.dts
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    clean.unlink()
+    return Sample(dst, "output", note=f"every {every}th audio packet at its predecessor's time")
+
+
+@video
+def anamorphic(d: Path, rng) -> Sample:
+    sar = Fraction(str(rng.choice(["8/9", "32/27", "4/3", "10/11", "40/33", "64/45", "2/1"])))
+    suffix = str(rng.choice([".mp4", ".mkv", ".mov"]))
+    path = write_layout(d / f"anamorphic{suffix}", ["video", "audio"] if rng.random() < 0.5 else ["video"],
+                        frames=int(rng.integers(2, 6)), sar=sar)
+    return Sample(path, "output", note=f"SAR {sar}")
+
+
+@video
+def ts_clock(d: Path, rng) -> Sample:
+    """An MPEG-TS whose clock does not start near 0: at 10 hours, or just before the 33-bit
+    timestamps wrap (26.5 hours), so they wrap inside the clip."""
+    start = float(rng.choice([3600.0 * 10, 2 ** 33 / 90000 - 0.25, 1.4]))
+    path = write_layout(d / "broadcast.ts", ["video", "audio"], frames=int(rng.integers(4, 12)), fps=12, fmt="mpegts",
+                        start=start)
+    return Sample(path, "output", note=f"clock starts at {start:.2f} s")
+
+
+@video
+def joined_ts(d: Path, rng) -> Sample:
+    """Two (or three) MPEG-TS files joined with ``cat``: the second plays after the first."""
+    from fuzz.oracle import joined, reference
+
+    with_audio = rng.random() < 0.5
+    parts = [write_layout(d / f"part{i}.ts", ["video", "audio"] if with_audio else ["video"],
+                          frames=8 * int(rng.integers(1, 3)), fps=15, fmt="mpegts",
+                          start=float(rng.choice([0.0, 1.4, 7200.0])))
+             for i in range(int(rng.integers(2, 4)))]
+    refs = [reference(p) for p in parts]
+    starts = [Fraction(av.open(str(p)).start_time, av.time_base) for p in parts]
+    path = join(parts, d / "joined.ts")
+    for p in parts:
+        p.unlink()
+    return Sample(path, "output", note=f"{len(parts)} parts joined, audio {with_audio}", reference=joined(refs, starts))
+
+
+RAW = {".h264": ("h264", "libx264"), ".hevc": ("hevc", "libx265"), ".m2v": ("mpeg2video", "mpeg2video")}
+
+
+@video
+def raw_stream(d: Path, rng) -> Sample:
+    """An elementary stream without a container: no timestamps, its frame rate in the bitstream."""
+    from fuzz.oracle import Reference
+
+    suffix, fps, frames = str(rng.choice(sorted(RAW))), int(rng.choice([24, 25, 30, 50])), int(rng.integers(3, 10))
+    path = write_raw(d / f"raw{suffix}", *RAW[suffix], frames=frames, fps=fps)
+    ref = Reference(frames, [Fraction(i, fps) for i in range(frames)], (32, 24), 0, [])
+    return Sample(path, "output", note=f"{suffix} at {fps} fps", reference=ref)
+
+
 def _real_excerpt(d: Path, rng, cache: Path | None = None) -> tuple[Path, bytes]:
     folder = shared_video()
     if folder is None:
@@ -427,6 +590,19 @@ def img_corrupted(d: Path, rng) -> Sample:
     (d / f"full{suffix}").unlink()
     (d / f"bad{suffix}").write_bytes(overwrite_runs(data, rng, runs=1))
     return Sample(d / f"bad{suffix}", "any")
+
+
+@image
+def img_animated(d: Path, rng) -> Sample:
+    """An animated WebP, GIF or APNG: never styled as its first frame alone. ``stylize`` refuses
+    it; ``upscale`` (by content) makes a video of a GIF or APNG, which FFmpeg decodes."""
+    from PIL import Image
+
+    suffix = str(rng.choice([".webp", ".gif", ".png"]))
+    frames = [Image.fromarray(pattern(i, 24, 16)) for i in range(int(rng.integers(2, 5)))]
+    path = d / f"anim{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return Sample(path, "error" if suffix == ".webp" else "any", note=f"animated {suffix}")
 
 
 @image
