@@ -246,10 +246,10 @@ def eval_flicker(styles: list[str], clips: list[Path] | None = None, pan_photo: 
             result["clips"][name]["styles"][model.name] = evaluate_style(model, f, flows, meter, variants)
     print(format_table(result))
     if out_json:
-        with atomic_output(out_json) as tmp:
+        with atomic_output(out_json, overwrite) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
     if out_plot:
-        plot(result, out_plot)
+        plot(result, out_plot, overwrite)
     return result
 
 
@@ -286,7 +286,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict, path: Path) -> None:
+def plot(result: dict, path: Path, overwrite: bool = False) -> None:
     """Bars per clip: the input's warping error, per-frame and stabilised outputs (mean over styles)."""
     import matplotlib
     matplotlib.use("Agg")
@@ -308,6 +308,6 @@ def plot(result: dict, path: Path) -> None:
     ax.set_title(f"Flicker, mean over {len(styles)} style(s), {result['frames']} frames at {result['side']} px", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite) as tmp:
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)

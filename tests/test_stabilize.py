@@ -136,3 +136,16 @@ def test_cli_plumbs_stabilize(monkeypatch, tmp_path):
 def test_eval_flicker_refuses_bad_sizes(args, capsys):
     assert main(["eval", "flicker", "--clip", "x.mp4", "--pan", "none", *args]) == 2
     assert "rtstyle: error:" in capsys.readouterr().err
+
+
+def test_eval_flicker_writes_json_and_plot(tiny_style, tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=5, size=(64, 48))
+    out, png = tmp_path / "f.json", tmp_path / "f.png"
+    args = ["eval", "flicker", "--style", str(tiny_style), "--clip", str(src), "--pan", "none", "--frames", "4",
+            "--side", "64", "--style-every", "0", "--backend", "torch", "--json", str(out), "--plot", str(png)]
+    assert main(args) == 0
+    import json
+    res = json.loads(out.read_text())["clips"]["in.mp4"]
+    assert res["frames"] == 4 and res["styles"]["tiny"]["stabilized"]["warping_error"] >= 0
+    assert png.stat().st_size > 1000
+    assert main(args) == 2  # no --overwrite
