@@ -302,15 +302,17 @@ def step_train(ctx: Context) -> None:
 
 def jobs(ctx: Context, multi: bool) -> list[dict]:
     """The shipped models' training calls (``rtstyle.train``) at GPU scale: 256 px crops, batch 4, the
-    paper's lr; the shipped architectures (style width 0.5; SR with the bicubic skip)."""
+    paper's lr; the shipped recipe (one 10-style net, width 0.25, 5x5 edge convs, balanced style loss at
+    weight 80, temporal weight 500; SR with the bicubic skip)."""
     data, styles = str(ctx.data / "train"), ctx.data / "styles"
     names = STYLES[:1] if ctx.smoke else STYLES
     size = 32 if ctx.smoke else 256
     common = dict(data=data, batch_size=1 if ctx.smoke else 4, lr=1e-3, workers=0 if ctx.smoke else 2,
                   vgg_weights=ctx.vgg, checkpoint_every=0)
-    style = dict(common, image_size=size, style_size=2 * size, width=0.5)
+    style = dict(common, image_size=size, style_size=2 * size, width=0.25, edge_kernel=5, balanced=True,
+                 style_weight=80.0, temporal_weight=500.0)
     if multi:
-        out = [dict(style, fn="train_style", name="styles", style_image=[str(styles / f"{n}.jpg") for n in names])]
+        out = [dict(style, fn="train_style", name="zoo", style_image=[str(styles / f"{n}.jpg") for n in names])]
     else:
         out = [dict(style, fn="train_style", name=n, style_image=str(styles / f"{n}.jpg")) for n in names]
     for scale, loss in SR_MODELS[:1] if ctx.smoke else SR_MODELS:
@@ -380,7 +382,7 @@ def step_retrain(ctx: Context) -> None:
     deadline = ctx.deadline - (8 if ctx.smoke else 20)  # then time to stop stragglers and package
     for job, proc in start_jobs(ctx, todo, deadline):
         res.add("retrain_jobs", {"name": job["name"], "ended": stop_job(proc, deadline)})
-    package(ctx, folder, multi, res)
+    package(ctx, folder, res)
 
 
 def stop_job(proc: subprocess.Popen, deadline: float) -> str:
@@ -400,14 +402,12 @@ def stop_job(proc: subprocess.Popen, deadline: float) -> str:
     return "did not stop"
 
 
-def package(ctx: Context, folder: Path, multi: bool, res: Results) -> None:
+def package(ctx: Context, folder: Path, res: Results) -> None:
     """fp16 safetensors + JSON cards of every trained model, and retrain.json, into models.tar."""
     ship = ctx.work / "ship"
     ship.mkdir(exist_ok=True)
     shipped = []
-    for path in sorted(folder.glob("*.safetensors")):
-        if multi and path.stem == "styles":
-            shipped += [Path(p) for p in models.ship_styles(path, ship)]
+    for path in sorted(folder.glob("*.safetensors")):  # a multi-style file carries all its styles
         shipped.append(models.ship(path, ship))
     cards = [json.loads(p.with_suffix(".json").read_text()) for p in shipped]
     res.set("retrain_models", [{k: c.get(k) for k in ("name", "final_losses", "train_seconds", "hardware")} |

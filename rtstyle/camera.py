@@ -300,7 +300,9 @@ class Styles:
     """The style models keys 1-9 choose from, each loaded into its backend once, on first use."""
 
     def __init__(self, first: str | None, backend: str, precision: str, device: str | None):
-        self.installed = [str(path) for _, path, _ in models.list_models("style")][:9]
+        # a style inside a multi-style file is opened by its name, any other model by its file
+        self.installed = [name if meta["arch"].get("styles") else str(path)
+                          for name, path, meta in models.list_models("style")][:9]
         if first is None and not self.installed:
             raise RtstyleError("no style models installed; pass --style CHECKPOINT (see `rtstyle styles`)")
         self.current = first or self.installed[0]

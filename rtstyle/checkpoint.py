@@ -67,6 +67,10 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
         raise RtstyleError(f"{path} does not match its recorded architecture: {str(e).splitlines()[0]}") from e
+    bad = [k for k, v in net.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # a diverged training: its outputs would be NaN, written as a black video
+        raise RtstyleError(f"{path} holds NaN or infinite weights ({len(bad)} tensors, e.g. {bad[0]}): "
+                           "the training diverged; use an earlier state or retrain")
     return net.eval(), meta
 
 

@@ -41,7 +41,8 @@ STABILIZE_HELP = ("Temporal stabilisation: blend in the previous output moved by
 
 @train_app.command("style")
 def train_style(
-    style_image: str = typer.Argument(..., help="The style image."),
+    style_image: list[str] = typer.Argument(..., help="The style image; several train one multi-style net "
+                                            "(conditional instance norm; each style named by its file)."),
     data: str = typer.Option(..., help="Folder of training photos (searched recursively)."),
     name: str = typer.Option(..., help="Model name; `--style NAME` finds it afterwards."),
     iterations: int = typer.Option(40000, help="Training steps (paper: 40,000)."),
@@ -59,6 +60,14 @@ def train_style(
     norm: str = typer.Option("instance", help="instance (Ulyanov et al.) or batch (paper)."),
     upsample: str = typer.Option("resize", help="resize (no checkerboard) or deconv (paper)."),
     width: float = typer.Option(1.0, help="Channel width multiplier (1.0 = paper; 0.5 for CPU real time)."),
+    edge_kernel: int = typer.Option(9, help="Kernel of the first and last conv (paper: 9; 5 is cheaper on a CPU)."),
+    balanced: bool = typer.Option(False, help="Normalise each Gram layer's distance by unchanged photos' distance "
+                                  "to the painting, so one --style-weight suits every painting."),
+    temporal: float = typer.Option(0.0, help="Weight of the temporal stability loss (Wang et al. 2020: a randomly "
+                                   "warped and noised input must give the warped output); 0 = off."),
+    add_to: Optional[str] = typer.Option(None, help="A multi-style model (e.g. zoo): write --name with its styles plus "
+                                         "this one, fine-tuning only the new style's scales and shifts; the loss, "
+                                         "sizes and architecture are that model's."),
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
     seed: int = typer.Option(0),
     workers: int = typer.Option(2, help="Data loading processes."),
@@ -68,13 +77,20 @@ def train_style(
     """Train a style transfer net (paper section 3.1 / 4.1)."""
     from rtstyle.train import StyleRecipe, train
 
+    images = style_image[0] if len(style_image) == 1 else tuple(style_image)
+    run = dict(out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights, workers=workers,
+               device=device, overwrite=overwrite)
+    if add_to:
+        from rtstyle.train import add_style
+        add_style(images, add_to, data, name, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed, **run)
+        return
     weights = {k: v for k, v in dict(content_weight=content_weight, style_weight=style_weight,
                                      tv_weight=tv_weight).items() if v is not None}
-    recipe = StyleRecipe(style_image, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
-                         style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width, seed=seed, amp=amp,
+    recipe = StyleRecipe(images, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
+                         style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width,
+                         edge_kernel=edge_kernel, balanced=balanced, temporal_weight=temporal, seed=seed, amp=amp,
                          **weights)
-    train(recipe, out=out, resume=resume, checkpoint_every=checkpoint_every, vgg_weights=vgg_weights,
-          workers=workers, device=device, overwrite=overwrite)
+    train(recipe, **run)
 
 
 @train_app.command("sr")
@@ -129,7 +145,8 @@ def styles() -> None:
     for name, path, meta in list_models():
         arch = meta["arch"]
         kind = f"sr x{arch['scale']}" if arch["kind"] == "sr" else f"style w{arch.get('width', 1.0)}"
-        print(f"{name:<20} {kind:<12} {meta.get('style_image', meta.get('recipe', {}).get('loss', '')):<28} {path}")
+        image = dict(zip(arch.get("styles", []), meta.get("style_images", []))).get(name)  # a multi-style file's
+        print(f"{name:<20} {kind:<12} {image or meta.get('style_image', meta.get('recipe', {}).get('loss', '')):<28} {path}")
 
 
 # ---------------------------------------------------------------- benchmarks (Gatys baseline, speed tables)

@@ -214,7 +214,7 @@ def eval_style(style: str, content_dir: str, *, gatys_iterations: tuple[int, ...
     dev = resolve_device(device)
     model = open_model(style, "style", backend="torch", device=dev)
     meta = model.meta
-    trained_on = Path(meta["data"]).resolve() if meta.get("data") else None
+    trained_on = Path(os.path.expandvars(meta["data"])).resolve() if meta.get("data") else None
     if trained_on and (folder.resolve() == trained_on or trained_on in folder.resolve().parents):
         raise RtstyleError(f"{folder} holds the photos {meta['name']} was trained on; evaluate on held-out photos")
     paths = list_images(folder)[:images]
@@ -253,11 +253,17 @@ def _check_style_args(counts: list[int], size: int, images: int, init: str) -> N
         raise RtstyleError(f"--init must be noise or content, not {init!r}")
 
 
-def _recipe_weights(meta: dict) -> dict[str, float]:
+def _recipe_weights(meta: dict) -> dict:
     """The model's training weights (the defaults where its card has none); its loss layers must be gatys'."""
     recipe = meta.get("recipe", {})
     weights = gatys.default_weights()
     weights.update({k: recipe[f"{k}_weight"] for k in weights if f"{k}_weight" in recipe})
+    if recipe.get("balanced"):  # the per-layer normalisers of this style, from the card
+        norms = meta.get("style_norms", {})
+        if len(norms) != 1:
+            raise RtstyleError(f"{meta['name']} was trained with the balanced style loss but its card has no "
+                               "normalisers for one style")
+        weights["style_norms"] = next(iter(norms.values()))
     if recipe.get("content_layer", gatys.CONTENT_LAYER) != gatys.CONTENT_LAYER or \
             tuple(recipe.get("style_layers", STYLE_LAYERS)) != tuple(STYLE_LAYERS):
         raise RtstyleError(f"{meta['name']} was trained with other loss layers than rtstyle.gatys uses")

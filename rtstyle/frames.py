@@ -176,7 +176,11 @@ def process(model: Model, frames: np.ndarray, options: Options | None = None, st
         device = model.backend.device
         # A ``yuv.YuvBatch`` (decoded planes) uploads and converts itself on the device.
         x = frames.upload(device) if hasattr(frames, "upload") else upload(frames[None] if single else frames, device)
-        y = download(process_tensor(model, x, options or Options(), stabilizer))
+        y = process_tensor(model, x, options or Options(), stabilizer)
+        if not torch.isfinite(y).all():  # NaN would be written as black frames
+            raise RtstyleError(f"the net's output is not finite (NaN or infinite values) on {model.backend.device}"
+                               + ("; try --precision fp32" if model.backend.dtype == torch.float16 else ""))
+        y = download(y)
     except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError on CUDA; a RuntimeError from the CPU allocator
         if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "allocate memory" not in str(e):
             raise

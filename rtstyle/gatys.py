@@ -49,8 +49,9 @@ def gatys_objective(vgg: VGG16Features, y: torch.Tensor, content_feats: torch.Te
     style layers (``load_vgg16()``'s default).
     """
     w = weights or default_weights()
+    norms = torch.tensor(w["style_norms"]) if "style_norms" in w else None  # a balanced model's objective
     return losses.style_transfer_loss(y, vgg(y), content_feats, style_grams, w["content"], w["style"], w["tv"],
-                                      CONTENT_LAYER)
+                                      CONTENT_LAYER, norms)
 
 
 def optimise(content: torch.Tensor, style: torch.Tensor, iterations: int, *, vgg: VGG16Features,

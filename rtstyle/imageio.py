@@ -94,6 +94,35 @@ def check_header(path: Path, head: bytes) -> None:
                            f"rtstyle reads images of at most {MAX_PIXELS / 1e6:.0f} megapixels")
 
 
+def animation(head: bytes) -> str | None:
+    """The kind of an animated image (its first 64 KiB), None for a still: read as a still, it
+    would silently lose every frame but the first.
+
+    >>> animation(b"RIFF\\0\\0\\0\\0WEBPVP8X\\x0a\\0\\0\\0\\x12"), animation(b"GIF89a")
+    ('WebP', None)
+    """
+    if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and len(head) > 20 and head[20] & 0x02:
+        return "WebP"  # the VP8X chunk's animation flag
+    actl, idat = head.find(b"acTL"), head.find(b"IDAT")
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and actl >= 0 and (idat < 0 or actl < idat):
+        return "PNG (APNG)"  # an animation control chunk before the image data
+    if head[:3] == b"GIF" and b"NETSCAPE2.0" in head:
+        return "GIF"  # the looping extension only animations carry
+    return None
+
+
+def check_still(path: Path, head: bytes) -> None:
+    """Refuse an animated image where a still is read (``stylize``): FFmpeg decodes GIF and APNG
+    animations as videos, not animated WebP."""
+    kind = animation(head)
+    if kind == "WebP":
+        raise RtstyleError(f"{path} is an animated WebP: rtstyle styles stills, and FFmpeg cannot decode "
+                           "animated WebP as a video; convert it to a video or GIF first")
+    if kind:
+        raise RtstyleError(f"{path} is an animated {kind}: for its frames use `rtstyle video` "
+                           "(or `rtstyle upscale`, which decides by content)")
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as an HxWx3 uint8 RGB array (gray is expanded, alpha dropped, 16-bit scaled,
     EXIF orientation applied)."""
@@ -101,7 +130,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise RtstyleError(f"image not found: {path}" if not path.exists() else f"{path} is not a regular file")
     with open(path, "rb") as f:
-        check_header(path, f.read(1 << 16))
+        head = f.read(1 << 16)
+    check_header(path, head)
+    check_still(path, head)
     data = np.fromfile(path, dtype=np.uint8)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a damaged file is our one-line error, not its warnings
     # Always 3 channels (gray expanded, alpha dropped), turned by the EXIF orientation as viewers show it.

@@ -5,7 +5,10 @@ Every loss returns the mean over the batch of the per-image loss written in the 
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from rtstyle.imageio import read_image, resize_longer, to_tensor
 
@@ -58,6 +61,63 @@ def style_loss(grams_yhat: list[torch.Tensor], grams_s: list[torch.Tensor]) -> t
     return sum(((g - s) ** 2).sum(dim=(1, 2)).mean() for g, s in zip(grams_yhat, grams_s))
 
 
+def layer_distances(grams_yhat: list[torch.Tensor], grams_s: list[torch.Tensor]) -> torch.Tensor:
+    """Per image and layer, ||G_j(y_hat) - G_j(y_s)||_F^2: a (batch, layers) tensor. ``grams_s`` have
+    batch 1 or the batch's size (each image its own style's Grams).
+
+    >>> layer_distances([torch.ones(2, 2, 2)], [torch.zeros(1, 2, 2)])
+    tensor([[4.],
+            [4.]])
+    """
+    return torch.stack([((g - s) ** 2).sum(dim=(1, 2)) for g, s in zip(grams_yhat, grams_s)], dim=1)
+
+
+def balanced_style_loss(grams_yhat: list[torch.Tensor], grams_s: list[torch.Tensor],
+                        norms: torch.Tensor) -> torch.Tensor:
+    """The style loss with each layer's distance divided by ``norms`` (batch or 1, layers): the mean
+    distance of unchanged training photos to that painting at that layer. An unchanged photo then
+    scores 1 per layer for every painting, so one style weight serves a painting whose Grams are
+    ~8 from a photo's (the_scream) and one ~75 away (candy) alike.
+
+    >>> balanced_style_loss([torch.ones(1, 2, 2)], [torch.zeros(1, 2, 2)], torch.tensor([[4.0]])).item()
+    1.0
+    """
+    return (layer_distances(grams_yhat, grams_s) / norms).sum(dim=1).mean()
+
+
+def random_warp(x: torch.Tensor, generator: torch.Generator | None = None, shift: float = 2.0,
+                degrees: float = 1.0, zoom: float = 0.02) -> tuple[torch.Tensor, torch.Tensor]:
+    """A small random affine motion per image (translation up to ``shift`` px, rotation up to
+    ``degrees``, scale up to +-``zoom``), as the sampling grid for ``warp``, and ``x`` warped by it.
+
+    The motion between two video frames, made from one still (Wang et al. 2020)."""
+    b, _, h, w = x.shape
+    r = torch.rand(b, 4, generator=generator, device="cpu") * 2 - 1
+    angle, s = r[:, 0] * math.radians(degrees), 1 + r[:, 1] * zoom
+    cos, sin = torch.cos(angle) * s, torch.sin(angle) * s
+    theta = torch.stack([torch.stack([cos, -sin * h / w, r[:, 2] * 2 * shift / w], 1),
+                         torch.stack([sin * w / h, cos, r[:, 3] * 2 * shift / h], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, torch.float32), (b, 1, h, w), align_corners=False)
+    return grid, warp(x, grid)
+
+
+def warp(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``x`` resampled at ``grid`` (bilinear, borders reflected), in fp32."""
+    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def temporal_loss(y_moved: torch.Tensor, y: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Compound regularisation (Wang et al., AAAI 2020): the output for the warped and noised input,
+    ``y_moved``, against the warped output ``warp(y)``, as a mean squared difference (outputs in [0, 1]).
+
+    >>> y = torch.rand(1, 3, 8, 8)
+    >>> grid, _ = random_warp(y, shift=0, degrees=0, zoom=0)   # no motion: the identity grid
+    >>> round(temporal_loss(y, y, grid).item(), 6)
+    0.0
+    """
+    return ((y_moved.float() - warp(y, grid)) ** 2).mean(dim=(1, 2, 3)).mean()
+
+
 def tv_loss(y: torch.Tensor) -> torch.Tensor:
     """Total variation regulariser (Mahendran & Vedaldi 2015, beta = 1, anisotropic):
     the mean absolute difference between horizontal and vertical neighbours, summed.
@@ -84,15 +144,19 @@ def pixel_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def style_transfer_loss(y_hat: torch.Tensor, feats_yhat: dict[str, torch.Tensor], content_target: torch.Tensor,
                         grams_s: list[torch.Tensor], content_weight: float, style_weight: float,
-                        tv_weight: float, content_layer: str = "relu3_3") -> dict[str, torch.Tensor]:
+                        tv_weight: float, content_layer: str = "relu3_3",
+                        style_norms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The objective both training (eq. 5) and Gatys et al.'s optimisation minimise:
     lambda_c * l_feat(relu3_3) + lambda_s * l_style(relu1_2..relu4_3) + lambda_TV * l_TV.
 
     ``feats_yhat`` are the VGG activations of ``y_hat``; ``content_target`` the content image's
-    activation at ``content_layer``. Returns every term and ``total``.
+    activation at ``content_layer``; ``style_norms`` (layers,), when given, make the style term the
+    balanced one (``balanced_style_loss``). Returns every term and ``total``.
     """
     content = feature_loss(feats_yhat[content_layer].float(), content_target.float())
-    style = style_loss([gram(f) for f in feats_yhat.values()], grams_s)
+    grams = [gram(f) for f in feats_yhat.values()]
+    style = (style_loss(grams, grams_s) if style_norms is None
+             else balanced_style_loss(grams, grams_s, style_norms.reshape(1, -1).to(content.device)))
     tv = tv_loss(y_hat.float())
     total = content_weight * content + style_weight * style + tv_weight * tv
     return {"total": total, "content": content, "style": style, "tv": tv}

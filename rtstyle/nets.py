@@ -15,7 +15,32 @@ NORMS = ("instance", "batch", "none")
 UPSAMPLES = ("resize", "deconv")
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+class CondInstanceNorm2d(nn.Module):
+    """Conditional instance normalisation (Dumoulin et al. 2017): one scale and shift per style.
+
+    ``weight``/``bias`` are (styles, channels); ``mix`` (set by ``TransformNet.forward``) is a
+    (batch or 1, styles) tensor of style weights: one-hot picks a style, a convex mix blends them.
+    The same state-dict keys as an ``InstanceNorm2d(affine=True)`` at the same place, with a styles
+    axis in front, so ``bake`` can turn any mix into a plain single-style net.
+    """
+
+    def __init__(self, channels: int, styles: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(styles, channels))
+        self.bias = nn.Parameter(torch.zeros(styles, channels))
+        self.mix: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mix is None:
+            raise RuntimeError("a multi-style net needs its style weights: net(x, style)")
+        mix = self.mix.to(self.weight.dtype)
+        scale, shift = (mix @ self.weight)[:, :, None, None], (mix @ self.bias)[:, :, None, None]
+        return F.instance_norm(x) * scale + shift
+
+
+def _norm(kind: str, channels: int, styles: int = 0) -> nn.Module:
+    if kind == "instance" and styles:
+        return CondInstanceNorm2d(channels, styles)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
     if kind == "batch":
@@ -30,25 +55,25 @@ def conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride))
 
 
-def conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int, norm: str) -> nn.Sequential:
-    return nn.Sequential(conv(c_in, c_out, kernel, stride), _norm(norm, c_out), nn.ReLU(inplace=True))
+def conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int, norm: str, styles: int = 0) -> nn.Sequential:
+    return nn.Sequential(conv(c_in, c_out, kernel, stride), _norm(norm, c_out, styles), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with the identity added back (He et al. 2016; paper's Figure 1 of the supplement)."""
 
-    def __init__(self, channels: int, norm: str):
+    def __init__(self, channels: int, norm: str, styles: int = 0):
         super().__init__()
         self.body = nn.Sequential(
-            conv(channels, channels, 3), _norm(norm, channels), nn.ReLU(inplace=True),
-            conv(channels, channels, 3), _norm(norm, channels),
+            conv(channels, channels, 3), _norm(norm, channels, styles), nn.ReLU(inplace=True),
+            conv(channels, channels, 3), _norm(norm, channels, styles),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
-def upsample(c_in: int, c_out: int, mode: str, norm: str) -> nn.Sequential:
+def upsample(c_in: int, c_out: int, mode: str, norm: str, styles: int = 0) -> nn.Sequential:
     """A x2 upsampling stage.
 
     ``deconv`` is the paper's fractionally-strided convolution; ``resize`` (nearest x2, then a
@@ -56,9 +81,9 @@ def upsample(c_in: int, c_out: int, mode: str, norm: str) -> nn.Sequential:
     """
     if mode == "deconv":
         layer = nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1)
-        return nn.Sequential(layer, _norm(norm, c_out), nn.ReLU(inplace=True))
+        return nn.Sequential(layer, _norm(norm, c_out, styles), nn.ReLU(inplace=True))
     if mode == "resize":
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv_norm_relu(c_in, c_out, 3, 1, norm))
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv_norm_relu(c_in, c_out, 3, 1, norm, styles))
     raise ValueError(f"unknown upsampling {mode!r}; choose from {', '.join(UPSAMPLES)}")
 
 
@@ -70,24 +95,57 @@ class TransformNet(nn.Module):
     """Style transfer net: 9x9 conv, two stride-2 convs, 5 residual blocks, two x2 upsamplings, 9x9 conv.
 
     ``width`` scales every channel count (1.0 = the paper's 32/64/128); a lighter net
-    (e.g. 0.5) is what makes CPU real time possible. Height and width should be multiples of 4.
+    (e.g. 0.5) is what makes CPU real time possible. ``edge_kernel`` is the first and last conv's
+    kernel (the paper's 9; at full resolution they are most of a light net's cost). ``styles`` > 0
+    makes a multi-style net with conditional instance norm, called as ``net(x, style)`` with
+    ``style`` a (batch or 1, styles) weight tensor. Height and width should be multiples of 4.
     """
 
-    def __init__(self, norm: str = "instance", upsample_mode: str = "resize", width: float = 1.0):
+    def __init__(self, norm: str = "instance", upsample_mode: str = "resize", width: float = 1.0,
+                 edge_kernel: int = 9, styles: int = 0):
         super().__init__()
+        if styles and norm != "instance":
+            raise ValueError("a multi-style net uses conditional instance norm: norm must be instance")
+        if edge_kernel < 1 or edge_kernel % 2 == 0:
+            raise ValueError(f"edge_kernel must be odd and positive, not {edge_kernel}")
         c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
+        self.styles = styles
         self.body = nn.Sequential(
-            conv_norm_relu(3, c1, 9, 1, norm),
-            conv_norm_relu(c1, c2, 3, 2, norm),
-            conv_norm_relu(c2, c3, 3, 2, norm),
-            *[ResidualBlock(c3, norm) for _ in range(5)],
-            upsample(c3, c2, upsample_mode, norm),
-            upsample(c2, c1, upsample_mode, norm),
-            conv(c1, 3, 9),
+            conv_norm_relu(3, c1, edge_kernel, 1, norm, styles),
+            conv_norm_relu(c1, c2, 3, 2, norm, styles),
+            conv_norm_relu(c2, c3, 3, 2, norm, styles),
+            *[ResidualBlock(c3, norm, styles) for _ in range(5)],
+            upsample(c3, c2, upsample_mode, norm, styles),
+            upsample(c2, c1, upsample_mode, norm, styles),
+            conv(c1, 3, edge_kernel),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        if self.styles:
+            for m in self.body.modules():
+                if isinstance(m, CondInstanceNorm2d):
+                    m.mix = style
         return _to_unit(self.body(x))
+
+
+def one_hot(index: torch.Tensor | int, styles: int) -> torch.Tensor:
+    """Style weights selecting one style per image (``index``: an int or a (batch,) tensor).
+
+    >>> one_hot(2, 3)
+    tensor([[0., 0., 1.]])
+    """
+    return F.one_hot(torch.as_tensor(index).reshape(-1), styles).float()
+
+
+def bake(net: TransformNet, arch: dict, mix: torch.Tensor) -> TransformNet:
+    """A plain single-style net (instance norm) equal to the multi-style ``net`` (built from ``arch``)
+    at style weights ``mix`` (styles,): its per-style scales and shifts interpolated. It exports
+    and runs like any single-style net (ONNX, TensorRT), with no style input."""
+    plain = build_net({k: v for k, v in arch.items() if k != "styles"})
+    cin = {f"{name}.{p}" for name, m in net.named_modules() if isinstance(m, CondInstanceNorm2d) for p in ("weight", "bias")}
+    mix = mix.reshape(1, -1).float()
+    plain.load_state_dict({k: (mix @ v.float())[0] if k in cin else v for k, v in net.state_dict().items()})
+    return plain.eval()
 
 
 class SRNet(nn.Module):
@@ -134,7 +192,8 @@ class SRNet(nn.Module):
 def build_net(arch: dict) -> nn.Module:
     """Build a net from the architecture dict stored in every checkpoint's metadata."""
     if arch["kind"] == "style":
-        return TransformNet(arch.get("norm", "instance"), arch.get("upsample", "resize"), arch.get("width", 1.0))
+        return TransformNet(arch.get("norm", "instance"), arch.get("upsample", "resize"), arch.get("width", 1.0),
+                            arch.get("edge_kernel", 9), len(arch.get("styles", ())))
     if arch["kind"] == "sr":
         return SRNet(arch["scale"], arch.get("norm", "batch"), arch.get("upsample", "deconv"), arch.get("width", 1.0),
                      arch.get("residual", False), arch.get("taper", False))

@@ -31,7 +31,7 @@ from rtstyle.frames import Options, output_shape, process
 from rtstyle.imageio import IMAGE_EXTS, encode_image, list_images, read_image
 from rtstyle.interrupt import Interruption, graceful, received
 from rtstyle.interrupt import name as signal_name
-from rtstyle.models import Model, open_model, read_meta, resolve
+from rtstyle.models import Model, model_label, open_model, read_meta, resolve
 from rtstyle.outputs import atomic_outputs, check_output, check_outputs
 from rtstyle.stabilize import Stabilizer
 from rtstyle.timeline import Monotonic, Timeline
@@ -73,9 +73,9 @@ def video_command(src: str, output: str | None, model: str, kind: str = "style",
     src_path = Path(src)
     first = probe(src_path)
     path = resolve(model, kind)
-    dst = Path(output) if output else default_output(src_path, path.stem, ".mp4")
+    dst = Path(output) if output else default_output(src_path, model_label(model, path), ".mp4")
     check_video_output(src_path, dst, batch, overwrite)
-    opened = open_model(str(path), kind, backend, device, precision)
+    opened = open_model(model, kind, backend, device, precision)
     report = transcode(src_path, dst, opened, options or Options(), first, codec, crf, batch, overwrite=overwrite)
     print(f"rtstyle: wrote {dst}: {report}", file=sys.stderr)
     return report
@@ -92,9 +92,10 @@ def images_command(inputs: list[str], output: str | None, model: str, kind: str 
         if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and is_video(p):
             raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
     out = Path(output) if output else None
-    check_outputs(image_jobs(paths, out, resolve(model, kind).stem), overwrite)  # before loading anything
+    label = model_label(model, resolve(model, kind))
+    check_outputs(image_jobs(paths, out, label), overwrite)  # before loading anything
     opened = open_model(model, kind, backend, device, precision)
-    written = run_images(paths, out, opened, options or Options(), overwrite, name=opened.path.stem)
+    written = run_images(paths, out, opened, options or Options(), overwrite, name=label)
     print(f"rtstyle: wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""),
           file=sys.stderr)
     return written

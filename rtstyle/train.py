@@ -25,19 +25,27 @@ from tqdm import tqdm
 
 from rtstyle import checkpoint, losses, models
 from rtstyle.backends import resolve_device
-from rtstyle.data import ImageFolder, worker_init
+from rtstyle.data import ImageFolder, resize_short_side, worker_init
 from rtstyle.errors import RtstyleError
-from rtstyle.imageio import IMAGE_EXTS
-from rtstyle.nets import NORMS, UPSAMPLES, build_net
+from rtstyle.imageio import IMAGE_EXTS, list_images, read_image, to_tensor
+from rtstyle.interrupt import Interruption, graceful
+from rtstyle.nets import NORMS, UPSAMPLES, build_net, one_hot
 from rtstyle.outputs import same_file
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
 
 @dataclass
 class StyleRecipe:
-    """How a style transfer net is trained (paper sections 3.1 and 4.1)."""
+    """How a style transfer net is trained (paper sections 3.1 and 4.1).
 
-    style_image: str
+    Several style images train one multi-style net (conditional instance norm, Dumoulin et al.
+    2017): each training image gets a random one of them. ``balanced`` divides each Gram layer's
+    distance by the mean distance of unchanged training photos to that painting at that layer, so
+    one ``style_weight`` serves every painting. ``temporal_weight`` > 0 adds Wang et al.'s (2020)
+    compound regularisation for stable video.
+    """
+
+    style_image: str | tuple[str, ...]     # one style image, or several for a multi-style net
     data: str                              # folder of training photos
     name: str
     iterations: int = 40000                # paper: 40,000
@@ -51,14 +59,37 @@ class StyleRecipe:
     norm: str = "instance"                 # instance (Ulyanov et al.) or batch (paper)
     upsample: str = "resize"               # resize (no checkerboard) or deconv (paper)
     width: float = 1.0                     # channel width multiplier
+    edge_kernel: int = 9                   # first and last conv's kernel (paper: 9)
+    balanced: bool = False                 # per-layer style loss normalised by photos' distance to the painting
+    temporal_weight: float = 0.0           # compound regularisation weight (0: off)
+    temporal_noise: float = 0.02           # std of the Gaussian noise added to the warped input
+    add_to: str | None = None              # a multi-style model to add these styles to (see add_style)
     seed: int = 0
     amp: bool = True                       # bf16 mixed precision where native
     content_layer: str = "relu3_3"
     style_layers: tuple[str, ...] = STYLE_LAYERS
     optimizer: str = "Adam"
 
+    def __post_init__(self):
+        if not isinstance(self.style_image, str):
+            self.style_image = tuple(str(p) for p in self.style_image)
+            names = self.style_names()
+            if len(set(names)) != len(names):
+                raise RtstyleError(f"style images need distinct file names (they name the styles): {', '.join(names)}")
+
+    def style_images(self) -> list[str]:
+        return [self.style_image] if isinstance(self.style_image, str) else list(self.style_image)
+
+    def style_names(self) -> list[str]:
+        return [Path(p).stem for p in self.style_images()]
+
     def arch(self) -> dict:
-        return {"kind": "style", "norm": self.norm, "upsample": self.upsample, "width": self.width}
+        arch = {"kind": "style", "norm": self.norm, "upsample": self.upsample, "width": self.width}
+        if self.edge_kernel != 9:  # (absent = the paper's 9, as in models trained before the option)
+            arch["edge_kernel"] = self.edge_kernel
+        if not isinstance(self.style_image, str):
+            arch["styles"] = self.style_names()
+        return arch
 
 
 @dataclass
@@ -177,6 +208,58 @@ def style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], content_weight:
     return loss_fn
 
 
+def multi_style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], norms: torch.Tensor | None, r: StyleRecipe,
+                          multi: bool, offset: int = 0, slots: int | None = None) -> Callable:
+    """``loss_fn(net, x)`` for a multi-style net (each image a random style) or a single-style one.
+
+    ``grams_s`` are per layer (styles, C, C); ``norms`` (styles, layers) the per-layer normalisers of
+    the balanced loss, or None for the paper's plain sum. These styles are the net's styles
+    ``offset`` .. ``offset + styles`` of ``slots`` (a net with more styles, being extended). With
+    ``r.temporal_weight`` the batch is also warped by a small random motion and noised, and the
+    output must move with it."""
+    styles = grams_s[0].shape[0]
+
+    def loss_fn(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        idx = torch.randint(styles, (x.shape[0],))
+        mix = one_hot(idx + offset, slots or styles).to(x.device)
+        run = (lambda inp: model(inp, mix)) if multi else model
+        y_hat = run(x)
+        with torch.no_grad():
+            content_target = vgg(x)[r.content_layer]
+        feats = vgg(y_hat)
+        content = losses.feature_loss(feats[r.content_layer].float(), content_target.float())
+        grams = [losses.gram(f) for f in feats.values()]
+        targets = [g[idx.to(g.device)] for g in grams_s]
+        style = (losses.balanced_style_loss(grams, targets, norms[idx.to(norms.device)]) if norms is not None
+                 else losses.style_loss(grams, targets))
+        tv = losses.tv_loss(y_hat.float())
+        terms = {"content": content, "style": style, "tv": tv}
+        total = r.content_weight * content + r.style_weight * style + r.tv_weight * tv
+        if r.temporal_weight:
+            grid, moved = losses.random_warp(x)
+            moved = (moved + r.temporal_noise * torch.randn_like(moved)).clamp(0, 1)
+            terms["temporal"] = losses.temporal_loss(run(moved.to(x.dtype)), y_hat, grid)
+            total = total + r.temporal_weight * terms["temporal"]
+        return {"total": total, **terms}
+    return loss_fn
+
+
+def photo_norms(vgg: nn.Module, grams_s: list[torch.Tensor], data: str, size: int, photos: int = 16) -> torch.Tensor:
+    """(styles, layers): the mean Gram distance of ``photos`` unchanged training photos (the first
+    ones, centre crops at the training size: deterministic, so a resumed run gets the same) to each
+    painting, per layer: the balanced loss's normalisers."""
+    dists = []
+    with torch.no_grad():
+        for path in list_images(data)[:photos]:
+            rgb = resize_short_side(read_image(path), size)
+            h, w = rgb.shape[:2]
+            crop = rgb[(h - size) // 2:(h - size) // 2 + size, (w - size) // 2:(w - size) // 2 + size]
+            x = to_tensor(crop).to(grams_s[0].device)
+            grams = [losses.gram(f) for f in vgg(x).values()]
+            dists.append(torch.stack([((g - s) ** 2).sum(dim=(1, 2)) for g, s in zip(grams, grams_s)], dim=1))
+    return torch.stack(dists).mean(dim=0)
+
+
 def sr_objective(vgg: nn.Module | None, feat_weight: float, pixel_weight: float, tv_weight: float) -> Callable:
     """``loss_fn(net, (lr, hr))`` for SR: the feature loss at relu2_2 when ``vgg`` is given, plus the pixel loss."""
     def loss_fn(model: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -216,7 +299,8 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
     model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    recent: dict[str, list[float]] = {}
+    # the last 50 steps' losses travel in the state, so a run stopped and finished later still reports them
+    recent: dict[str, list[float]] = dict(state.get("recent", {})) if start else {}
     bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=rank != 0,
                unit="it", dynamic_ncols=True, desc=meta["name"])
     model.train()
@@ -224,28 +308,33 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
     def save(step: int) -> None:
         if rank == 0:
             checkpoint.save_training_state(state_path, {
-                "model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "meta": meta})
+                "model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "meta": meta,
+                "recent": recent})
 
     step = start
+    stop = Interruption()  # Ctrl-C, SIGTERM, SIGHUP: stop between steps, not inside a batch's loading
     try:
-        for step in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = lr * lr_factor(step, iterations, lr_decay)
-            batch = next(batches)
-            batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                terms = loss_fn(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimizer.step()
-            for k, v in terms.items():
-                recent.setdefault(k, []).append(float(v.detach()))
-                recent[k] = recent[k][-50:]
-            if rank == 0 and (step % 10 == 0 or step == iterations - 1):
-                bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in recent.items()})
-            if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < iterations:
-                save(step + 1)
-        step = iterations
+        with graceful(stop):
+            for step in bar:
+                if stop.requested.is_set():
+                    raise KeyboardInterrupt
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * lr_factor(step, iterations, lr_decay)
+                batch = next(batches)
+                batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                    terms = loss_fn(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                optimizer.step()
+                for k, v in terms.items():
+                    recent.setdefault(k, []).append(float(v.detach()))
+                    recent[k] = recent[k][-50:]
+                if rank == 0 and (step % 10 == 0 or step == iterations - 1):
+                    bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in recent.items()})
+                if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < iterations:
+                    save(step + 1)
+            step = iterations
     except KeyboardInterrupt:
         save(step)
         if rank == 0:
@@ -284,23 +373,48 @@ def _setup(name: str, out: str | None, seed: int, device: str | None):
 
 
 def _style_task(r: StyleRecipe, vgg_weights: str | None, dev: torch.device, rank: int):
-    """(dataset, loss_fn, VGG-16 hash) for style training."""
+    """(dataset, loss_fn, VGG-16 hash, card entries) for style training."""
     dataset = ImageFolder(r.data, r.image_size, "style", seed=r.seed + rank)
-    style = losses.load_style_target(r.style_image, r.style_size).to(dev)
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev)
     if dev.type == "cuda":
         vgg.to(memory_format=torch.channels_last)
     with torch.no_grad():
-        grams_s = [losses.gram(f) for f in vgg(style).values()]
-    return dataset, style_objective(vgg, grams_s, r.content_weight, r.style_weight, r.tv_weight), vgg.weights_hash
+        per_style = [[losses.gram(f) for f in vgg(losses.load_style_target(p, r.style_size).to(dev)).values()]
+                     for p in r.style_images()]
+    grams_s = [torch.cat(layer) for layer in zip(*per_style)]  # per layer: (styles, C, C)
+    card = {}
+    norms = None
+    if r.balanced:
+        norms = photo_norms(vgg, grams_s, r.data, r.image_size)
+        card["style_norms"] = {n: [round(v, 4) for v in row] for n, row in zip(r.style_names(), norms.tolist())}
+    if r.add_to:
+        base = models.read_meta(models.resolve(r.add_to))["arch"]["styles"]
+        loss_fn = multi_style_objective(vgg, grams_s, norms, r, True, len(base), len(base) + len(per_style))
+    else:
+        loss_fn = multi_style_objective(vgg, grams_s, norms, r, not isinstance(r.style_image, str))
+    return dataset, loss_fn, vgg.weights_hash, card
 
 
 def _sr_task(r: SRRecipe, vgg_weights: str | None, dev: torch.device, rank: int):
-    """(dataset, loss_fn, VGG-16 hash or None) for super-resolution training."""
+    """(dataset, loss_fn, VGG-16 hash or None, card entries) for super-resolution training."""
     dataset = ImageFolder(r.data, r.patch_size, "sr", scale=r.scale, seed=r.seed + rank, blur=r.blur)
     vgg = load_vgg16(vgg_weights, ("relu2_2",), dev) if r.loss == "feat" else None
     loss_fn = sr_objective(vgg, r.feat_weight, r.pixel_weight, r.tv_weight)
-    return dataset, loss_fn, vgg.weights_hash if vgg is not None else None
+    return dataset, loss_fn, vgg.weights_hash if vgg is not None else None, {}
+
+
+def portable(path: str) -> str:
+    """A path as a model card records it: under ``$RTSTYLE_SHARED`` relative to it, else the file or
+    folder name alone (a card names its data, not the machine it was trained on).
+
+    >>> portable("/home/me/photos/train")
+    'train'
+    """
+    shared = os.environ.get("RTSTYLE_SHARED")
+    p = Path(path).resolve()
+    if shared and p.is_relative_to(Path(shared).resolve()):
+        return "$RTSTYLE_SHARED/" + p.relative_to(Path(shared).resolve()).as_posix()
+    return p.name
 
 
 def _init_from(net: nn.Module, recipe: StyleRecipe | SRRecipe) -> None:
@@ -317,10 +431,16 @@ def _init_from(net: nn.Module, recipe: StyleRecipe | SRRecipe) -> None:
 def model_card(recipe: StyleRecipe | SRRecipe, world: int, vgg_hash: str | None) -> dict:
     """What a trained model records about itself: the recipe as given (batch size summed over processes)."""
     meta = {"name": recipe.name, "arch": recipe.arch()}
+    given = asdict(recipe)
     if isinstance(recipe, StyleRecipe):
-        meta["style_image"] = Path(recipe.style_image).name
-    meta["data"] = str(recipe.data)
-    meta["recipe"] = {**asdict(recipe), "batch_size": recipe.batch_size * world, "world_size": world}
+        files = [Path(p).name for p in recipe.style_images()]
+        if isinstance(recipe.style_image, str):
+            meta["style_image"] = files[0]
+        else:
+            meta["styles"], meta["style_images"] = recipe.style_names(), files
+        given["style_image"] = [portable(p) for p in recipe.style_images()]
+    meta["data"] = given["data"] = portable(recipe.data)
+    meta["recipe"] = {**given, "batch_size": recipe.batch_size * world, "world_size": world}
     meta["vgg16_sha256"] = vgg_hash
     return meta
 
@@ -335,7 +455,8 @@ def check_run(recipe: StyleRecipe | SRRecipe, out_path: Path, state_path: Path, 
             raise RtstyleError(f"{option} must be at least {least}, not {value}")
     if not recipe.lr > 0:
         raise RtstyleError(f"--lr must be positive, not {recipe.lr}")
-    inputs = [p for p in (getattr(recipe, "style_image", None), getattr(recipe, "init", None), vgg_weights) if p]
+    inputs = [p for p in (recipe.style_images() if isinstance(recipe, StyleRecipe) else [getattr(recipe, "init", None)])
+              + [vgg_weights] if p]
     for path in (out_path, state_path):
         if path.suffix.lower() in IMAGE_EXTS:
             raise RtstyleError(f"--out {out_path} names an image; a model file ends in .safetensors")
@@ -355,15 +476,70 @@ def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: boo
     rank, world, dev, out_path, state_path = _setup(recipe.name, out, recipe.seed, device)
     check_run(recipe, out_path, state_path, resume, overwrite, checkpoint_every, workers, vgg_weights)
     task = _style_task if isinstance(recipe, StyleRecipe) else _sr_task
-    dataset, loss_fn, vgg_hash = task(recipe, vgg_weights, dev, rank)
-    net = build_net(recipe.arch())  # after the VGG-16: its construction draws from the same seeded generator
-    _init_from(net, recipe)
-    meta = model_card(recipe, world, vgg_hash)
+    dataset, loss_fn, vgg_hash, card = task(recipe, vgg_weights, dev, rank)
+    meta = {**model_card(recipe, world, vgg_hash), **card}
+    if isinstance(recipe, StyleRecipe) and recipe.add_to:
+        net, meta = extend(recipe, meta)
+    else:
+        net = build_net(recipe.arch())  # after the VGG-16: its construction draws from the same seeded generator
+        _init_from(net, recipe)
     batches = _batches(dataset, recipe.batch_size, workers, recipe.seed + 1000 * rank)
     final = fit(net, loss_fn, batches, iterations=recipe.iterations, lr=recipe.lr, state_path=state_path, meta=meta,
                 resume=resume, checkpoint_every=checkpoint_every, device=dev, rank=rank, world=world,
                 mixed_precision=recipe.amp, lr_decay=getattr(recipe, "lr_decay", "none"))
     return _finish(net, meta, final, out_path, started, dev, rank)
+
+
+# what a style added to a multi-style model takes from that model's recipe: its loss and architecture
+INHERITED = ("image_size", "style_size", "content_weight", "style_weight", "tv_weight", "norm", "upsample", "width",
+             "edge_kernel", "balanced", "temporal_weight", "temporal_noise", "amp", "content_layer", "style_layers")
+
+
+def add_style(style_image: str, base: str, data: str, name: str, **options) -> Path | None:
+    """Add a style to the multi-style model ``base`` (a name or file): a new model ``name`` with all of
+    ``base``'s styles and this one, trained by fine-tuning only the new style's scales and shifts
+    (every convolution and the other styles stay as they are). The loss and architecture are
+    ``base``'s; ``options`` are ``train``'s keyword arguments and the schedule (iterations, lr,
+    batch_size, seed)."""
+    meta = models.read_meta(models.resolve(base))
+    if not meta["arch"].get("styles"):
+        raise RtstyleError(f"--add-to needs a multi-style model; {base} holds a single style")
+    inherited = {k: meta.get("recipe", {})[k] for k in INHERITED if k in meta.get("recipe", {})}
+    if "style_layers" in inherited:
+        inherited["style_layers"] = tuple(inherited["style_layers"])
+    return _run(StyleRecipe, {**options, **inherited}, style_image=style_image, data=data, name=name, add_to=base)
+
+
+def extend(recipe: StyleRecipe, meta: dict) -> tuple[nn.Module, dict]:
+    """The ``add_to`` model with ``recipe``'s styles appended (their scales and shifts start at the
+    mean of the others'), everything else frozen, and its card: the base's, plus the new styles."""
+    base_path = models.resolve(recipe.add_to)
+    base_net, base = checkpoint.load_model(base_path)
+    old, new = base["arch"]["styles"], recipe.style_names()
+    if set(old) & set(new):
+        raise RtstyleError(f"{base_path.name} already has a style {sorted(set(old) & set(new))[0]!r}; rename the image")
+    arch = {**base["arch"], "styles": old + new}
+    net = build_net(arch)
+    keep = torch.ones(len(old) + len(new), 1)
+    keep[:len(old)] = 0
+    with torch.no_grad():
+        for key, p in net.named_parameters():
+            src = base_net.state_dict()[key]
+            if p.shape == src.shape:
+                p.copy_(src)
+                p.requires_grad_(False)
+            else:  # a conditional instance norm's (styles, channels) scale or shift
+                p[:len(old)] = src
+                p[len(old):] = src.mean(dim=0)
+                p.register_hook(lambda g: g * keep.to(g))
+    meta.pop("style_image", None)
+    card = {**meta, "arch": arch, "styles": old + new,
+            "style_images": base.get("style_images", []) + [Path(p).name for p in recipe.style_images()],
+            "base": {k: base.get(k) for k in ("name", "recipe", "final_losses", "train_seconds", "hardware", "date")}}
+    card["base"]["file"] = base_path.name
+    if "style_norms" in base or "style_norms" in meta:
+        card["style_norms"] = {**base.get("style_norms", {}), **meta.get("style_norms", {})}
+    return net, card
 
 
 RUN_OPTIONS = ("out", "resume", "checkpoint_every", "vgg_weights", "workers", "device", "overwrite")

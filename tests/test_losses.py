@@ -56,3 +56,27 @@ def test_style_transfer_loss_combines_terms_with_weights():
     t = losses.style_transfer_loss(y, feats, target, grams, 2.0, 3.0, 5.0)
     assert torch.isclose(t["total"], 2 * t["content"] + 3 * t["style"] + 5 * t["tv"])
     assert torch.isclose(t["content"], losses.feature_loss(feats["relu3_3"], target))
+
+
+def test_balanced_style_loss_scores_one_per_layer_at_the_normaliser():
+    g = [torch.rand(3, 4, 4), torch.rand(3, 8, 8)]
+    s = [torch.rand(1, 4, 4), torch.rand(1, 8, 8)]
+    dist = losses.layer_distances(g, s)
+    assert dist.shape == (3, 2)
+    assert torch.allclose(dist.sum(1).mean(), losses.style_loss(g, s))
+    assert torch.allclose(losses.balanced_style_loss(g, s, dist), torch.tensor(2.0))   # 1 per layer
+    assert torch.allclose(losses.balanced_style_loss(g, s, dist.mean(0, keepdim=True) * 2),
+                          torch.tensor(1.0))
+
+
+def test_random_warp_moves_by_a_few_pixels_and_temporal_loss_sees_it():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    smooth = torch.nn.functional.avg_pool2d(x, 9, 1, 4)
+    grid, moved = losses.random_warp(smooth, torch.Generator().manual_seed(1), shift=3.0)
+    identity = torch.nn.functional.affine_grid(torch.eye(2, 3).expand(2, 2, 3), (2, 1, 64, 64), align_corners=False)
+    pixels = ((grid - identity) * 32).abs().amax()   # grid units -> pixels (64 px span 2)
+    assert 0.1 < pixels < 3 + 64 * 0.02 + 64 * 0.02 + 0.5
+    # an output that moves with its input has no temporal loss; one that stays put has some
+    assert losses.temporal_loss(moved, smooth, grid) < 1e-10
+    assert losses.temporal_loss(smooth, smooth, grid) > 1e-4

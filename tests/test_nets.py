@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rtstyle.nets import SRNet, TransformNet, build_net
+from rtstyle.nets import CondInstanceNorm2d, SRNet, TransformNet, bake, build_net, one_hot
 
 
 def conv(k: int, c_in: int, c_out: int) -> int:
@@ -74,6 +74,55 @@ def test_residual_sr_net_starts_as_bicubic_with_the_same_parameters():
     assert torch.allclose(y, bicubic, atol=1e-6)
     assert n_params(net) == n_params(SRNet(4, width=0.25))
     assert build_net({"kind": "sr", "scale": 4, "residual": True}).residual
+
+
+def test_edge_kernel_sets_the_first_and_last_conv():
+    net = TransformNet(width=0.25, edge_kernel=5)
+    assert net.body[0][0][1].kernel_size == (5, 5) and net.body[-1][1].kernel_size == (5, 5)
+    c1 = 8  # width 0.25: 32 -> 8 channels around the edges
+    assert n_params(TransformNet(width=0.25)) - n_params(net) == (81 - 25) * (3 * c1 + c1 * 3)
+    assert n_params(net) == 106_083
+    assert build_net({"kind": "style", "width": 0.25, "edge_kernel": 5}).body[-1][1].kernel_size == (5, 5)
+    with pytest.raises(ValueError):
+        TransformNet(edge_kernel=4)
+
+
+def _multi(styles=3, seed=0) -> TransformNet:
+    torch.manual_seed(seed)
+    net = TransformNet(width=0.25, edge_kernel=5, styles=styles).eval()
+    with torch.no_grad():  # distinct per-style scales and shifts (they start at 1 and 0)
+        for m in net.modules():
+            if isinstance(m, CondInstanceNorm2d):
+                m.weight.normal_(1, 0.5)
+                m.bias.normal_(0, 0.5)
+    return net
+
+
+def test_multi_style_net_shares_convs_and_keeps_a_scale_and_shift_per_style():
+    single, multi = TransformNet(width=0.25, edge_kernel=5), TransformNet(width=0.25, edge_kernel=5, styles=10)
+    norms = sum(2 * c for c in (8, 16, 32) + (32,) * 10 + (16, 8))
+    assert n_params(multi) - n_params(single) == 9 * norms
+    net, x = _multi(), torch.rand(2, 3, 32, 40)
+    with torch.no_grad():
+        a, b = net(x, one_hot(0, 3)), net(x, one_hot(1, 3))
+        both = net(x, one_hot(torch.tensor([0, 1]), 3))  # a style per image
+    assert (a - b).abs().max() > 0.05
+    assert torch.allclose(both[0], a[0], atol=1e-6) and torch.allclose(both[1], b[1], atol=1e-6)
+    with pytest.raises(RuntimeError, match="style weights"):
+        TransformNet(width=0.25, styles=2)(x)
+
+
+def test_bake_gives_a_plain_net_equal_to_the_multi_style_net_at_that_blend():
+    net = _multi()
+    arch = {"kind": "style", "norm": "instance", "upsample": "resize", "width": 0.25, "edge_kernel": 5,
+            "styles": ["a", "b", "c"]}
+    x = torch.rand(1, 3, 36, 44)
+    for mix in (torch.tensor([0.0, 1.0, 0.0]), torch.tensor([0.5, 0.0, 0.5])):
+        plain = bake(net, arch, mix)
+        assert plain.styles == 0 and not any(isinstance(m, CondInstanceNorm2d) for m in plain.modules())
+        with torch.no_grad():
+            assert torch.allclose(plain(x), net(x, mix[None]), atol=1e-5)
+    assert n_params(plain) == n_params(TransformNet(width=0.25, edge_kernel=5))
 
 
 def test_tapered_sr_net_halves_channels_at_each_upsampling():

@@ -33,6 +33,7 @@ from rtstyle.backends import cache
 from rtstyle.backends import tensorrt as E
 from rtstyle.checkpoint import save_training_state
 from rtstyle.cli import main
+from rtstyle.errors import RtstyleError
 from rtstyle.imageio import read_image
 from rtstyle.nets import build_net
 from rtstyle.synth import make_clip
@@ -454,6 +455,39 @@ def test_malicious_pickle_runs_no_code(tmp_path, models, capfd):
     import pickle
     pickle.loads((tmp_path / "evil.pth").read_bytes())
     assert marker.exists()  # the payload is real
+
+
+@pytest.mark.parametrize("command", ["stylize", "video", "upscale"])
+def test_model_with_nan_weights_is_refused(command, tmp_path, capfd):
+    """A model saved from a diverged training (NaN weights) would write black frames and exit 0:
+    a one-line error instead, and no output."""
+    kind = "sr" if command == "upscale" else "style"
+    arch = ({"kind": "sr", "scale": 4, "norm": "batch", "upsample": "deconv", "width": 0.25} if kind == "sr" else
+            {"kind": "style", "norm": "instance", "upsample": "resize", "width": 0.25})
+    net = build_net(arch)
+    with torch.no_grad():
+        next(net.parameters())[0].fill_(float("nan"))
+    from rtstyle.checkpoint import save_model
+
+    model = save_model(net, tmp_path / "diverged.safetensors", {"name": "diverged", "arch": arch})
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=(16, 16)) if command == "video" else G.write_image(tmp_path / "in.png", (16, 12))
+    out = tmp_path / f"out{src.suffix}"
+    code, err = cli(capfd, command, src, "-o", out, "--style" if kind == "style" else "--model", model, *FAST)
+    assert "NaN" in clean_error(code, err, command) and not out.exists() and not O.leftovers(tmp_path)
+
+
+def test_non_finite_output_is_an_error(tiny_style, capfd):
+    """Finite weights can still give NaN (an fp16 overflow): refused, not written as black."""
+    from rtstyle.frames import process
+    from rtstyle.models import open_model
+
+    model = open_model(str(tiny_style), "style", "torch", "cpu", "fp32")
+    net = model.backend
+    model.backend = type("Nan", (), {"device": net.device, "dtype": net.dtype,
+                                     "__call__": lambda self, x: net(x) * float("nan")})()
+    with pytest.raises(RtstyleError, match="not finite"):
+        process(model, np.zeros((16, 16, 3), np.uint8))
+    TALLY["error"] += 1
 
 
 @pytest.mark.parametrize("seed", range(30))

@@ -1,6 +1,9 @@
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -63,6 +66,33 @@ def test_train_style_checkpoints_and_resumes(shared, vgg_weights, tmp_path):
     assert checkpoint.load_training_state(out.with_suffix(".state.pt"))["step"] == 6
     _, meta = checkpoint.load_model(out)
     assert meta["recipe"]["iterations"] == 6
+
+
+def test_sigterm_to_the_process_group_saves_the_state(shared, vgg_weights, tmp_path):
+    """SIGTERM to the whole process group, as systemd, SLURM and `timeout` send it, DataLoader
+    workers included: training saves its state as on Ctrl-C (the workers leave it to the main
+    process) and exits 143; --resume continues from it."""
+    out = tmp_path / "m.safetensors"
+    state = out.with_suffix(".state.pt")
+    args = [sys.executable, "-m", "rtstyle", "train", "style", str(shared / "data/styles/candy.jpg"), "--data",
+            str(shared / "data/train"), "--name", "m", "--iterations", "100000", "--image-size", "32", "--style-size",
+            "64", "--batch-size", "2", "--width", "0.25", "--workers", "1", "--vgg-weights", str(vgg_weights), "--out",
+            str(out), "--checkpoint-every", "1", "--device", "cpu"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 240
+        while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state.exists(), proc.communicate(timeout=30)
+        os.killpg(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr[-2000:]
+    assert "state saved" in stdout, stdout
+    assert checkpoint.load_training_state(state)["step"] >= 1 and not out.exists()
 
 
 @pytest.mark.parametrize("loss", ["feat", "pixel"])
@@ -136,3 +166,66 @@ def test_torchrun_launches_training(shared, vgg_weights, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     _, meta = checkpoint.load_model(out)
     assert meta["recipe"]["world_size"] == 2 and meta["recipe"]["batch_size"] == 2
+
+
+def test_multi_style_training_balanced_temporal_card_and_resume(shared, vgg_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("RTSTYLE_SHARED", str(shared))
+    out = tmp_path / "zoo.safetensors"
+    styles = [str(shared / f"data/styles/{n}.jpg") for n in ("candy", "the_scream")]
+    kw = dict(image_size=32, style_size=64, batch_size=2, width=0.25, edge_kernel=5, balanced=True, style_weight=80.0,
+              temporal_weight=500.0, workers=0, vgg_weights=str(vgg_weights), out=str(out), checkpoint_every=2,
+              device="cpu")
+    train.train_style(styles, str(shared / "data/train"), "zoo", iterations=2, **kw)
+    net, meta = checkpoint.load_model(out)
+    assert meta["arch"] == {"kind": "style", "norm": "instance", "upsample": "resize", "width": 0.25, "edge_kernel": 5,
+                            "styles": ["candy", "the_scream"]}
+    assert meta["style_images"] == ["candy.jpg", "the_scream.jpg"]
+    assert meta["recipe"]["temporal_weight"] == 500.0 and meta["recipe"]["balanced"]
+    assert set(meta["final_losses"]) == {"total", "content", "style", "tv", "temporal"}
+    assert "/" + shared.name + "/" not in str(meta)  # no machine paths on the card
+    assert meta["data"] == "$RTSTYLE_SHARED/data/train"
+    # candy's Grams are far further from a photo's than the_scream's: that is what the normalisers absorb
+    norms = meta["style_norms"]
+    assert sum(norms["candy"]) > 2 * sum(norms["the_scream"]) and min(norms["candy"] + norms["the_scream"]) > 0
+    train.train_style(styles, str(shared / "data/train"), "zoo", iterations=3, resume=True, **kw)
+    assert checkpoint.load_training_state(out.with_suffix(".state.pt"))["step"] == 3
+
+
+def test_balanced_objective_scores_an_unchanged_photo_at_one_per_layer(shared, vgg_weights):
+    vgg = load_vgg16(vgg_weights)
+    with torch.no_grad():
+        grams = [losses.gram(f) for f in vgg(losses.load_style_target(str(shared / "data/styles/wave.jpg"), 64)).values()]
+        norms = train.photo_norms(vgg, grams, str(shared / "data/train"), 32, photos=2)
+        r = train.StyleRecipe(str(shared / "data/styles/wave.jpg"), "", "w", image_size=32, balanced=True)
+        loss_fn = train.multi_style_objective(vgg, grams, norms, r, multi=False)
+        photos = torch.stack([ImageFolder(shared / "data/train", 32, "style")[i] for i in range(2)])
+        terms = loss_fn(lambda x: x, photos)  # the identity "net" on random crops of two photos
+    assert terms["content"].item() == 0 and "temporal" not in terms
+    assert 1 < terms["style"].item() < 16  # 4 layers at ~1 each (other crops than the normalisers')
+
+
+def test_add_to_fine_tunes_only_the_new_styles_scales_and_shifts(shared, vgg_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("RTSTYLE_MODELS", str(tmp_path))
+    styles = [str(shared / f"data/styles/{n}.jpg") for n in ("candy", "wave")]
+    kw = dict(batch_size=1, workers=0, vgg_weights=str(vgg_weights), device="cpu")
+    train.train_style(styles, str(shared / "data/train"), "base", iterations=1, image_size=32, style_size=64,
+                      width=0.25, edge_kernel=5, balanced=True, style_weight=80.0, **kw)
+    train.add_style(str(shared / "data/styles/starry_night_crop.jpg"), "base", str(shared / "data/train"), "more",
+                    iterations=3, lr=0.05, **kw)
+    base, base_meta = checkpoint.load_model(tmp_path / "base.safetensors")
+    net, meta = checkpoint.load_model(tmp_path / "more.safetensors")
+    assert meta["arch"]["styles"] == ["candy", "wave", "starry_night_crop"] and meta["base"]["name"] == "base"
+    assert meta["recipe"]["image_size"] == 32 and meta["recipe"]["add_to"] == "base" and meta["recipe"]["balanced"]
+    assert set(meta["style_norms"]) == {"candy", "wave", "starry_night_crop"}
+    assert meta["style_images"] == ["candy.jpg", "wave.jpg", "starry_night_crop.jpg"]
+    changed = 0
+    for k, v in net.state_dict().items():
+        old = base.state_dict()[k]
+        if v.shape == old.shape:
+            assert torch.equal(v, old), k  # shared convolutions frozen
+        else:
+            assert torch.equal(v[:2], old), k  # the base's styles untouched
+            changed += not torch.allclose(v[2], old.mean(0))
+    assert changed > 0  # the new style's parameters trained
+    from rtstyle import models
+    assert models.open_model("starry_night_crop", backend=None).meta["style_image"] == "starry_night_crop.jpg"

@@ -592,6 +592,19 @@ def img_corrupted(d: Path, rng) -> Sample:
 
 
 @image
+def img_animated(d: Path, rng) -> Sample:
+    """An animated WebP, GIF or APNG: never styled as its first frame alone. ``stylize`` refuses
+    it; ``upscale`` (by content) makes a video of a GIF or APNG, which FFmpeg decodes."""
+    from PIL import Image
+
+    suffix = str(rng.choice([".webp", ".gif", ".png"]))
+    frames = [Image.fromarray(pattern(i, 24, 16)) for i in range(int(rng.integers(2, 5)))]
+    path = d / f"anim{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return Sample(path, "error" if suffix == ".webp" else "any", note=f"animated {suffix}")
+
+
+@image
 def img_missing(d: Path, rng) -> Sample:
     return Sample(d / "nothing.png", "error")
 
