@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from rtstyle.backends import resolve_device
 from rtstyle.errors import RtstyleError
 from rtstyle.evaluate import find_style_image
 from rtstyle.frames import Options, process_tensor, upload
@@ -225,11 +226,12 @@ def eval_flicker(styles: list[str], clips: list[Path] | None = None, pan_photo: 
     """Warping error per clip and style, per-frame vs stabilised; see the module docstring."""
     if frames < 3 or side < 32:
         raise RtstyleError("--frames must be at least 3 and --side at least 32")
-    out_json = check_output([], Path(json_path), overwrite) if json_path else None
-    out_plot = check_output([], Path(plot_path), overwrite) if plot_path else None
+    sources = [*(clips or []), *([pan_photo] if pan_photo else [])]
+    out_json = check_output(sources, Path(json_path), overwrite) if json_path else None
+    out_plot = check_output(sources, Path(plot_path), overwrite) if plot_path else None
     variants = VARIANTS if variants is None else variants
     inputs = load_inputs(default_clips() if clips is None else clips, pan_photo, frames, side)
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(device)
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev) if style_every else None
     result = {"metric": METRIC_FLOW, "pan": f"exact {PAN_STEP} px/frame shift (known flow)", "frames": frames,
               "side": side, "variants": {k: asdict(v) for k, v in variants.items()}, "clips": {}}
