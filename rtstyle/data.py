@@ -94,8 +94,8 @@ class ImageFolder(Dataset):
 
 
 def worker_init(worker_id: int) -> None:
-    """Give each DataLoader worker its own crop positions; leave SIGTERM/SIGHUP to the main process
-    (it saves the training state, then ends the workers)."""
+    """Give each DataLoader worker its own crop positions; leave Ctrl-C, SIGTERM and SIGHUP to the
+    main process (it saves the training state, then ends the workers)."""
     interrupt.ignore_in_child()
     info = torch.utils.data.get_worker_info()
     info.dataset.reseed(info.seed % 2 ** 32)

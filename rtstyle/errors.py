@@ -7,7 +7,9 @@ set it, and the Python API (``rtstyle.api``) silences everything while it runs u
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
+from pathlib import Path
 from typing import Iterator
 
 from tqdm import tqdm
@@ -57,3 +59,19 @@ def progress(iterable=None, *, disable: bool = False, **kwargs) -> tqdm:
     off = disable or not _state["progress"] or _state["verbosity"] < 2
     kwargs.setdefault("file", sys.stderr)
     return tqdm(iterable, disable=True if off else None, **kwargs)  # None: tqdm's "only on a terminal"
+
+
+def unreadable_input(path: Path, kind: str = "input") -> RtstyleError:
+    """Why ``path``, which is not a regular file, cannot be an input: missing, a folder, a pipe,
+    a device, or an image-sequence pattern (``img%03d.png``), in one line."""
+    if not path.exists() and re.search(r"%0?\d*d", path.name):
+        return RtstyleError(f"{path} is an image-sequence pattern, not a file: stylize the images' folder "
+                            f"(`rtstyle stylize FOLDER`), or join them into a video first (ffmpeg -i '{path}' seq.mp4)")
+    if path.is_fifo():
+        return RtstyleError(f"{path} is a pipe (FIFO): rtstyle reads an input more than once, so it needs a regular "
+                            f"file; save the stream to a file, or read it live with `rtstyle cam --source {path}`")
+    if path.is_dir():
+        return RtstyleError(f"{path} is a folder, not a file")
+    if path.exists():
+        return RtstyleError(f"{path} is not a regular file (a device or socket)")
+    return RtstyleError(f"{kind} not found: {path}")

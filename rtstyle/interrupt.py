@@ -62,10 +62,10 @@ def exit_code() -> int:
 
 def ignore_in_child() -> None:
     """For helper processes (DataLoader workers): leave stopping to the parent, which finishes its
-    work and then ends them; killed by the signal that stops the group, they would break it."""
+    step and then ends them. Ctrl-C in a terminal, SIGHUP and systemd's or SLURM's SIGTERM reach
+    the whole process group: a worker that died of it would break the step the parent is finishing."""
     for s in SIGNALS:
-        if s != signal.SIGINT:
-            signal.signal(s, signal.SIG_IGN)
+        signal.signal(s, signal.SIG_IGN)
 
 
 class Interruption:

@@ -27,6 +27,7 @@ from rtstyle.backends import resolve_device
 from rtstyle.data import ImageFolder, resize_short_side, worker_init
 from rtstyle.errors import RtstyleError, progress as progress_bar, say
 from rtstyle.imageio import IMAGE_EXTS, list_images, read_image, to_tensor
+from rtstyle.interrupt import Interruption, graceful
 from rtstyle.nets import NORMS, UPSAMPLES, build_net, one_hot
 from rtstyle.outputs import same_file
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
@@ -310,28 +311,23 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
                 "recent": recent})
 
     step = start
+    stop = Interruption()  # Ctrl-C, SIGTERM, SIGHUP: stop between steps, not inside a batch's loading
     try:
-        for step in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = lr * lr_factor(step, iterations, lr_decay)
-            batch = next(batches)
-            batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                terms = loss_fn(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimizer.step()
-            for k, v in terms.items():
-                recent.setdefault(k, []).append(float(v.detach()))
-                recent[k] = recent[k][-50:]
-            if rank == 0 and (step % 10 == 0 or step == iterations - 1):
-                bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in recent.items()})
-            if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < iterations:
-                save(step + 1)
-                if rank == 0 and bar.disable:  # no bar (a log file, --no-progress): one line per checkpoint
-                    say(f"{meta['name']}: step {step + 1}/{iterations}, "
-                        + ", ".join(f"{k} {sum(v) / len(v):.4g}" for k, v in recent.items()))
-        step = iterations
+        with graceful(stop):
+            for step in bar:
+                if stop.requested.is_set():
+                    raise KeyboardInterrupt
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * lr_factor(step, iterations, lr_decay)
+                _step(model, loss_fn, next(batches), optimizer, device, amp, recent)
+                if rank == 0 and (step % 10 == 0 or step == iterations - 1):
+                    bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in recent.items()})
+                if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < iterations:
+                    save(step + 1)
+                    if rank == 0 and bar.disable:  # no bar (a log file, --no-progress): one line per checkpoint
+                        say(f"{meta['name']}: step {step + 1}/{iterations}, "
+                            + ", ".join(f"{k} {sum(v) / len(v):.4g}" for k, v in recent.items()))
+            step = iterations
     except KeyboardInterrupt:
         save(step)
         if rank == 0:
@@ -341,6 +337,19 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
     save(step)
     bar.close()
     return {k: sum(v) / len(v) for k, v in recent.items()}
+
+
+def _step(model: nn.Module, loss_fn: Callable, batch, optimizer, device: torch.device, amp, recent: dict) -> None:
+    """One optimisation step on ``batch``; its losses go to ``recent`` (the last 50 of each kept)."""
+    batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        terms = loss_fn(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    optimizer.step()
+    for k, v in terms.items():
+        recent.setdefault(k, []).append(float(v.detach()))
+        recent[k] = recent[k][-50:]
 
 
 def _finish(net: nn.Module, meta: dict, final: dict, out: Path, started: float, device: torch.device,

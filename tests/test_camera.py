@@ -259,7 +259,9 @@ def test_gives_up_after_bounded_retries_and_keeps_the_recording(serve, tiny_styl
     assert len(frames) > 0 and f"; {len(frames)} frames in" in final[0] and not leftovers(tmp_path)
 
 
-def test_ctrl_c_finalises_the_recording(serve, tiny_style, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_finalises_the_recording(sig, serve, tiny_style, tmp_path):
+    """Ctrl-C, or SIGTERM (docker stop, systemd): the recording is kept, finalised."""
     port = free_udp_port()
     serve(port, 60)
     out = tmp_path / "out.mp4"
@@ -270,11 +272,11 @@ def test_ctrl_c_finalises_the_recording(serve, tiny_style, tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert recording_started(tmp_path, lambda: proc.poll() is None), proc.communicate(timeout=30)[1]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         err = proc.communicate(timeout=30)[1]
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + sig, err
     frames = decoded_frames(out)
     assert len(frames) > 0 and f"recorded {len(frames)} frames" in err and not leftovers(tmp_path)
 

@@ -1,6 +1,9 @@
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -63,6 +66,33 @@ def test_train_style_checkpoints_and_resumes(shared, vgg_weights, tmp_path):
     assert checkpoint.load_training_state(out.with_suffix(".state.pt"))["step"] == 6
     _, meta = checkpoint.load_model(out)
     assert meta["recipe"]["iterations"] == 6
+
+
+def test_sigterm_to_the_process_group_saves_the_state(shared, vgg_weights, tmp_path):
+    """SIGTERM to the whole process group, as systemd, SLURM and `timeout` send it, DataLoader
+    workers included: training saves its state as on Ctrl-C (the workers leave it to the main
+    process) and exits 143; --resume continues from it."""
+    out = tmp_path / "m.safetensors"
+    state = out.with_suffix(".state.pt")
+    args = [sys.executable, "-m", "rtstyle", "train", "style", str(shared / "data/styles/candy.jpg"), "--data",
+            str(shared / "data/train"), "--name", "m", "--iterations", "100000", "--image-size", "32", "--style-size",
+            "64", "--batch-size", "2", "--width", "0.25", "--workers", "1", "--vgg-weights", str(vgg_weights), "--out",
+            str(out), "--checkpoint-every", "1", "--device", "cpu"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 240
+        while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state.exists(), proc.communicate(timeout=30)
+        os.killpg(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr[-2000:]
+    assert "state saved" in stdout, stdout
+    assert checkpoint.load_training_state(state)["step"] >= 1 and not out.exists()
 
 
 @pytest.mark.parametrize("loss", ["feat", "pixel"])
