@@ -390,7 +390,7 @@ def video(
 def upscale(
     input: str = typer.Argument(..., help="Image or video (decided by content)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP + " Videos are written as .mp4."),
-    scale: Optional[int] = typer.Option(None, help="4 or 8: picks the model sr_x{scale}_feat [default: 4]."),
+    scale: Optional[int] = typer.Option(None, help="4 or 8: picks sr_x4_pixel or sr_x8_feat (the shipped nets that looked best) [default: 4]."),
     model: Optional[str] = typer.Option(None, help="SR model name or model file (instead of --scale)."),
     tile: Optional[int] = typer.Option(None, help="Process in overlapping tiles of N input pixels (large frames, bounded memory; seamless)."),
     side_by_side: bool = typer.Option(False, help="Write bicubic | super-resolved."),
@@ -407,7 +407,9 @@ def upscale(
 
     if scale is not None and scale not in (4, 8):
         raise RtstyleError(f"--scale must be 4 or 8, not {scale}")
-    upscale_command(input, output, model or f"sr_x{scale or 4}_feat", backend, precision, device,
+    from rtstyle.models import DEFAULT_SR
+
+    upscale_command(input, output, model or DEFAULT_SR[scale or 4], backend, precision, device,
                     _frame_options(side_by_side=side_by_side, tile=tile), codec, crf, batch, overwrite,
                     scale=scale if model else None)
 
