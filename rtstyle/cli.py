@@ -145,7 +145,8 @@ def styles() -> None:
     for name, path, meta in list_models():
         arch = meta["arch"]
         kind = f"sr x{arch['scale']}" if arch["kind"] == "sr" else f"style w{arch.get('width', 1.0)}"
-        print(f"{name:<20} {kind:<12} {meta.get('style_image', meta.get('recipe', {}).get('loss', '')):<28} {path}")
+        image = dict(zip(arch.get("styles", []), meta.get("style_images", []))).get(name)  # a multi-style file's
+        print(f"{name:<20} {kind:<12} {image or meta.get('style_image', meta.get('recipe', {}).get('loss', '')):<28} {path}")
 
 
 # ---------------------------------------------------------------- benchmarks (Gatys baseline, speed tables)

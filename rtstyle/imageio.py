@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, unreadable_input
 from rtstyle.outputs import atomic_output
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -128,7 +128,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     EXIF orientation applied)."""
     path = Path(path)
     if not path.is_file():
-        raise RtstyleError(f"image not found: {path}" if not path.exists() else f"{path} is not a regular file")
+        raise unreadable_input(path, "image")
     with open(path, "rb") as f:
         head = f.read(1 << 16)
     check_header(path, head)

@@ -26,7 +26,7 @@ import av
 from tqdm import tqdm
 
 from rtstyle import yuv
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, unreadable_input
 from rtstyle.frames import Options, output_shape, process
 from rtstyle.imageio import IMAGE_EXTS, encode_image, list_images, read_image
 from rtstyle.interrupt import Interruption, graceful, received
@@ -35,7 +35,7 @@ from rtstyle.models import Model, model_label, open_model, read_meta, resolve
 from rtstyle.outputs import atomic_outputs, check_output, check_outputs
 from rtstyle.stabilize import Stabilizer
 from rtstyle.timeline import Monotonic, Timeline
-from rtstyle.writer import VideoWriter, atomic_video, container_format, encoder_name, quality_options
+from rtstyle.writer import VideoWriter, atomic_video, check_encoder, container_format, encoder_name, quality_options
 
 # Audio codecs the MP4/MOV muxers take without "experimental" flags; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"}
@@ -74,7 +74,7 @@ def video_command(src: str, output: str | None, model: str, kind: str = "style",
     first = probe(src_path)
     path = resolve(model, kind)
     dst = Path(output) if output else default_output(src_path, model_label(model, path), ".mp4")
-    check_video_output(src_path, dst, batch, overwrite)
+    check_video_output(src_path, dst, batch, overwrite, codec, crf)
     opened = open_model(model, kind, backend, device, precision)
     report = transcode(src_path, dst, opened, options or Options(), first, codec, crf, batch, overwrite=overwrite)
     print(f"rtstyle: wrote {dst}: {report}", file=sys.stderr)
@@ -88,7 +88,7 @@ def images_command(inputs: list[str], output: str | None, model: str, kind: str 
     paths = [Path(p) for p in inputs]
     for p in paths:
         if not p.exists():
-            raise RtstyleError(f"input not found: {p}")
+            raise unreadable_input(p)
         if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and is_video(p):
             raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
     out = Path(output) if output else None
@@ -107,6 +107,8 @@ def upscale_command(src: str, output: str | None, model: str, backend: str = "au
     """Super-resolution of one image or video, decided by the file's content, not its name.
 
     ``scale``, when given, must be the model's (checked from its card, before anything is loaded)."""
+    if not (Path(src).is_file() or Path(src).is_dir()):  # (a pipe must not be opened to look inside)
+        raise unreadable_input(Path(src))
     path = resolve(model, "sr")
     if scale is not None and read_meta(path)["arch"].get("scale") != scale:
         raise RtstyleError(f"model {model} does not upscale x{scale}; drop --scale or pick another --model")
@@ -172,7 +174,7 @@ def image_jobs(inputs: list[Path], output: Path | None, name: str) -> list[tuple
             dest = (output / src.name if many else output) if output else default_output(src, name)
             jobs.append((src, dest))
         else:
-            raise RtstyleError(f"input not found: {src}")
+            raise unreadable_input(src)
     return jobs
 
 
@@ -184,21 +186,23 @@ def run_video(src: Path, dst: Path, model: Model, options: Options, codec: str |
     """Process every frame of ``src`` into ``dst`` (checked first). On Ctrl-C the frames done so far
     are finalised into a playable ``dst`` and KeyboardInterrupt is re-raised. ``device_yuv``: convert
     YUV to RGB on the inference device (``rtstyle.yuv``; default: on CUDA)."""
-    check_video_output(src, dst, batch, overwrite)
+    check_video_output(src, dst, batch, overwrite, codec, crf)
     return transcode(src, dst, model, options, probe(src), codec, crf, batch, progress, device_yuv, overwrite)
 
 
-def check_video_output(src: Path, dst: Path, batch: int, overwrite: bool) -> None:
-    """Everything about the output that can be refused before any work: container, --batch, overwriting."""
+def check_video_output(src: Path, dst: Path, batch: int, overwrite: bool, codec: str | None = None,
+                       crf: int | None = None) -> None:
+    """Everything about the output that can be refused before any work: container, encoder and
+    --crf, --batch, overwriting."""
     check_output(src, dst, overwrite)
-    container_format(dst)
+    check_encoder(codec, crf, container_format(dst))
     if batch < 1:
         raise RtstyleError(f"--batch must be at least 1, not {batch}")
 
 
 def open_video(path: Path) -> av.container.InputContainer:
     if not path.is_file():
-        raise RtstyleError(f"input not found: {path}")
+        raise unreadable_input(path)
     try:
         c = av.open(str(path), metadata_errors="replace")  # a damaged tag is not worth refusing the video
     except av.error.FFmpegError as e:

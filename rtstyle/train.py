@@ -320,16 +320,7 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
                     raise KeyboardInterrupt
                 for group in optimizer.param_groups:
                     group["lr"] = lr * lr_factor(step, iterations, lr_decay)
-                batch = next(batches)
-                batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                    terms = loss_fn(model, batch)
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                optimizer.step()
-                for k, v in terms.items():
-                    recent.setdefault(k, []).append(float(v.detach()))
-                    recent[k] = recent[k][-50:]
+                _step(model, loss_fn, next(batches), optimizer, device, amp, recent)
                 if rank == 0 and (step % 10 == 0 or step == iterations - 1):
                     bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in recent.items()})
                 if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < iterations:
@@ -344,6 +335,19 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
     save(step)
     bar.close()
     return {k: sum(v) / len(v) for k, v in recent.items()}
+
+
+def _step(model: nn.Module, loss_fn: Callable, batch, optimizer, device: torch.device, amp, recent: dict) -> None:
+    """One optimisation step on ``batch``; its losses go to ``recent`` (the last 50 of each kept)."""
+    batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        terms = loss_fn(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    optimizer.step()
+    for k, v in terms.items():
+        recent.setdefault(k, []).append(float(v.detach()))
+        recent[k] = recent[k][-50:]
 
 
 def _finish(net: nn.Module, meta: dict, final: dict, out: Path, started: float, device: torch.device,

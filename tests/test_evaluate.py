@@ -89,7 +89,7 @@ def test_eval_style_refuses_the_training_folder(tmp_path, capsys):
     from rtstyle.checkpoint import load_model, save_model
 
     net, meta = load_model(model)
-    save_model(net, model, {**meta, "data": str(photos)})
+    save_model(net, model, {**meta, "data": str(photos)}, overwrite=True)
     assert main(["eval", "style", "--style", str(model), "--content", str(photos)]) == 2
     (photos / "sub").mkdir()
     assert main(["eval", "style", "--style", str(model), "--content", str(photos / "sub")]) == 2
