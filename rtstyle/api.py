@@ -103,7 +103,9 @@ class Upscaler(Stylizer):
     def __init__(self, scale: int = 4, *, model: str | None = None, **kwargs):
         if scale not in (4, 8):
             raise RtstyleError(f"scale must be 4 or 8, not {scale}")
-        super().__init__(model or f"sr_x{scale}_feat", **kwargs)
+        from rtstyle.models import DEFAULT_SR
+
+        super().__init__(model or DEFAULT_SR[scale], **kwargs)
         if self.model.scale != scale:
             raise RtstyleError(f"model {model} upscales x{self.model.scale}, not x{scale}")
 

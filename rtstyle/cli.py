@@ -554,7 +554,7 @@ def upscale(
     input: str = typer.Argument(..., help="Image or video (decided by its content), or - for an image on stdin."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output file, or - for a PNG on stdout. "
                                          "Default: IN-STEM.MODEL.EXT beside the input (videos as .mp4; stdin: stdout)."),
-    scale: Optional[Literal[4, 8]] = typer.Option(None, help="Upscaling factor; picks the model sr_x{scale}_feat. Default: 4."),
+    scale: Optional[Literal[4, 8]] = typer.Option(None, help="Upscaling factor; picks sr_x4_pixel or sr_x8_feat (the shipped nets that looked best). Default: 4."),
     model: Optional[str] = typer.Option(None, "-m", "--model", help="SR model name or model file (instead of --scale)."),
     tile: Optional[int] = typer.Option(None, help="Process in overlapping tiles of N input pixels (large frames, bounded memory, no seams)."),
     side_by_side: bool = typer.Option(False, help="Write bicubic | super-resolved."),
@@ -574,7 +574,9 @@ def upscale(
     _no_json_on_stdout(json, output)
     from rtstyle.stream import upscale_command
 
-    result = upscale_command(input, output, model or f"sr_x{scale or 4}_feat", backend, precision, device,
+    from rtstyle.models import DEFAULT_SR
+
+    result = upscale_command(input, output, model or DEFAULT_SR[scale or 4], backend, precision, device,
                              _frame_options(side_by_side=side_by_side, tile=tile), codec, crf, batch, overwrite,
                              scale=scale if model else None)
     if json:
