@@ -516,14 +516,16 @@ def chart(results: dict, path: Path) -> None:
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
+    every = list(dict.fromkeys(k for _, rows in panels for row in rows.values() for k in row if k != "loadavg"))
+    colour = {k: f"C{i}" for i, k in enumerate(k for k in every if k != "peer")} | {"peer": "tab:red"}  # one per config
     for ax, (section, rows) in zip(axes[0], panels):
         sizes = list(rows)
         labels = [k for k in rows[sizes[0]] if k != "loadavg"]
         width = 0.8 / len(labels)
         for i, label in enumerate(labels):
             fps = [rows[s][label]["fps"] for s in sizes]
-            bars = ax.bar([j + i * width for j in range(len(sizes))], fps, width, label=label)
-            ax.bar_label(bars, fmt="%.1f", fontsize=7)
+            bars = ax.bar([j + i * width for j in range(len(sizes))], fps, width, label=label, color=colour[label])
+            ax.bar_label(bars, fmt="%.2g", fontsize=7)
         ax.set_xticks([j + width * (len(labels) - 1) / 2 for j in range(len(sizes))], sizes)
         ax.set_yscale("log")  # 0.1 to 30 fps on one axis
         ax.set_ylabel("frames per second (median, log scale)")

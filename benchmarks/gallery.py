@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -22,32 +21,7 @@ from tqdm import tqdm
 from rtstyle import models
 from rtstyle.errors import RtstyleError
 from rtstyle.imageio import IMAGE_EXTS, read_image, to_image, to_tensor, write_image
-
-LABEL_HEIGHT = 28
-GAP = 4
-
-
-def fit(rgb: np.ndarray, cell: int) -> np.ndarray:
-    """Resize so the shorter side is ``cell`` and both sides are multiples of 4 (the style nets' stride)."""
-    h, w = rgb.shape[:2]
-    s = cell / min(h, w)
-    size = (max(cell, round(w * s / 4) * 4), max(cell, round(h * s / 4) * 4))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-
-
-def crop(rgb: np.ndarray, cell: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    y, x = (h - cell) // 2, (w - cell) // 2
-    return rgb[y:y + cell, x:x + cell]
-
-
-def label(text: str, width: int) -> np.ndarray:
-    strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
-    scale = 0.55
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    cv2.putText(strip, text, (max(0, (width - tw) // 2), (LABEL_HEIGHT + th) // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                scale, (0, 0, 0), 1, cv2.LINE_AA)
-    return strip
+from rtstyle.sheet import GAP, LABEL_HEIGHT, crop, fit, label
 
 
 def style_thumbnail(meta: dict, cell: int, styles_dir: Path | None) -> np.ndarray:

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             model = open_model(name, "sr", backend=None)
             if model.scale != args.scale:
                 raise RtstyleError(f"model {model.name} upscales x{model.scale}, not x{args.scale}")
-            nets[model.name if model.name not in nets else Path(name).stem] = model.net.eval()
+            nets[model.name if model.name not in nets else f"{model.name} #{len(nets) + 1}"] = model.net.eval()
         at = tuple(int(v) for v in args.at.split(",")) if args.at else None
         rows = [tiles_for(read_image(Path(args.set) / name), nets, args.scale, args.crop, at, args.zoom)
                 for name in args.images.split(",")]

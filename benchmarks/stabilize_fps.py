@@ -21,7 +21,7 @@ import torch
 
 from rtstyle.frames import Options, upload
 from rtstyle.models import open_model
-from rtstyle.stabilize import Flow, Stabilizer, _gray, trust, warp_tensor
+from rtstyle.stabilize import Flow, Stabilizer, _gray
 from rtstyle.stream import run_video
 
 
@@ -38,25 +38,30 @@ def cut(src: Path, dst: Path, frames: int) -> None:
 
 
 def parts(clip: Path, side: int, n: int = 30) -> dict:
-    """Median milliseconds per frame of each stabiliser step on the clip's frames at ``side``."""
+    """Median milliseconds per frame at the net's resolution ``side``: the whole ``Stabilizer`` step
+    and, inside it, the two DIS flows (forward and backward) on the host."""
     with av.open(str(clip)) as c:
         frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(n), c.decode(c.streams.video[0]))]
-    xs = [torch.nn.functional.interpolate(upload(f[None], torch.device("cpu")), scale_factor=side / max(f.shape[:2]),
-                                          mode="area") if side < max(f.shape[:2]) else upload(f[None], torch.device("cpu"))
-          for f in frames]
-    flow, t = Flow(), {"gray": [], "flow x2": [], "trust": [], "warp+blend": []}
-    prev = None
-    for x in xs:
-        t0 = time.perf_counter(); g = _gray(x, 320); t1 = time.perf_counter()
-        if prev is not None:
-            b, f = flow(g, prev), flow(prev, g); t2 = time.perf_counter()
-            w = trust(g, prev, b, f); t3 = time.perf_counter()
-            torch.lerp(x, warp_tensor(x, b, x.shape[-2:]), 0.8 * torch.from_numpy(w)[None, None]
-                       if w.shape == tuple(x.shape[-2:]) else 0.8); t4 = time.perf_counter()
-            for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                t[k].append(v * 1000)
-        prev = g
-    return {k: round(float(np.median(v)), 2) for k, v in t.items()} | {"size": f"{xs[0].shape[-1]}x{xs[0].shape[-2]}"}
+    xs = []
+    for f in frames:
+        x = upload(f[None], torch.device("cpu"))
+        xs.append(torch.nn.functional.interpolate(x, scale_factor=side / max(f.shape[:2]), mode="area")
+                  if side < max(f.shape[:2]) else x)
+    stab, flow = Stabilizer(), Flow()
+    step, flows = [], []
+    with torch.inference_mode():
+        for i, x in enumerate(xs):
+            y = x.flip(1)  # any output of the net's size will do for timing
+            t0 = time.perf_counter()
+            stab(x, y)
+            step.append((time.perf_counter() - t0) * 1000)
+            if i:
+                a, b = _gray(xs[i - 1], 320), _gray(x, 320)
+                t0 = time.perf_counter()
+                flow(b, a), flow(a, b)
+                flows.append((time.perf_counter() - t0) * 1000)
+    return {"size": f"{xs[0].shape[-1]}x{xs[0].shape[-2]}", "stabilizer_step": round(float(np.median(step[1:])), 2),
+            "of_which_flows": round(float(np.median(flows)), 2)}
 
 
 def main() -> None:

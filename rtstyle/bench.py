@@ -35,11 +35,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-from tqdm import tqdm
 
 from rtstyle import stream
 from rtstyle.backends import BACKENDS, PRECISIONS, load_backend, resolve_device
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, progress as progress_bar
 from rtstyle.frames import Options
 from rtstyle.gatys import optimise
 from rtstyle.imageio import to_image, to_tensor
@@ -399,7 +398,7 @@ def run(s: Settings, progress: bool = True) -> dict:
     clip = Path(s.clip) if s.clip else default_clip()
     pipeline_skip = _pipeline_skip(s, clip)
     total = len(s.sizes) * (1 + len(combos)) + (0 if pipeline_skip else 2 * len(s.resolutions))
-    bar = tqdm(total=total, unit="task", disable=not progress, dynamic_ncols=True, desc="bench")
+    bar = progress_bar(total=total, unit="task", disable=not progress, dynamic_ncols=True, desc="bench")
     started = clock()
     net, meta = random_net(s.seed)
     loaded = _load_backends(net, meta, combos, s.opt_in, device)
@@ -608,26 +607,35 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower().split(",")[0]).strip("-")[:40]
 
 
-def write_results(results: dict, json_path: Path | None, plot_path: Path | None, out_dir: Path) -> list[Path]:
-    """JSON + Markdown (beside the JSON) and, when matplotlib is installed, the PNG chart."""
-    stem = f"bench-{'quick-' if results['settings']['quick'] else ''}{_slug(results['device'])}"
-    json_path = json_path or out_dir / f"{stem}.json"
-    clip = [results["settings"]["clip"]] if results["settings"].get("clip") else []
-    for p in (json_path, json_path.with_suffix(".md"), plot_path or json_path.with_suffix(".png")):
-        check_output(clip, p, overwrite=True)  # a results file is refreshed, but never written over the clip
+def output_paths(device: torch.device, quick: bool, json_path: Path | None, plot_path: Path | None,
+                 out_dir: Path, overwrite: bool = False, inputs: list | None = None) -> tuple[Path, Path | None]:
+    """(JSON path, chart path or None without matplotlib), checked before hours of measuring: no
+    existing file without ``overwrite`` (the rule of every command), never an input (the clip), a
+    folder that can be written."""
+    json_path = json_path or out_dir / f"bench-{'quick-' if quick else ''}{_slug(device_name(device))}.json"
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        if plot_path is not None:
+            raise RtstyleError("--plot needs matplotlib: pip install 'rtstyle[plot]'") from None
+    else:
+        plot_path = plot_path or json_path.with_suffix(".png")
+    for p in (json_path, json_path.with_suffix(".md"), plot_path):
+        if p is not None:
+            check_output(inputs or [], p, overwrite)
+    return json_path, plot_path
+
+
+def write_results(results: dict, json_path: Path, plot_path: Path | None) -> list[Path]:
+    """JSON + Markdown (beside the JSON) and, when ``plot_path`` is given, the PNG chart."""
     written = []
     for path, text in ((json_path, json.dumps(results, indent=2) + "\n"),
                        (json_path.with_suffix(".md"), markdown(results))):
         with atomic_output(path, overwrite=True) as tmp:
             tmp.write_text(text)
         written.append(path)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        if plot_path is not None:
-            raise RtstyleError("--plot needs matplotlib: pip install 'rtstyle[plot]'") from None
-        return written
-    written.append(plot(results, plot_path or json_path.with_suffix(".png")))
+    if plot_path is not None:
+        written.append(plot(results, plot_path))
     return written
 
 
@@ -635,7 +643,7 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
           measured_iterations: int | None = None, full: bool = False, quick: bool = False,
           resolutions: list[tuple[int, int]] | None = None, frames: int | None = None, clip: str | None = None,
           device: str | None = None, json_path: str | None = None, plot_path: str | None = None,
-          out_dir: str = "benchmarks/results", progress: bool = True) -> dict:
+          out_dir: str = "benchmarks/results", progress: bool = True, overwrite: bool = False) -> dict:
     """``rtstyle bench``: measure, print the tables, write JSON/Markdown/PNG. Returns the results."""
     dev = resolve_device(device)
     d = defaults(dev, quick)
@@ -656,15 +664,13 @@ def bench(*, sizes: list[int] | None = None, iterations: list[int] | None = None
         raise RtstyleError("--iterations, --measured-iterations and --frames must be positive")
     if any(w % 4 or h % 4 for w, h in s.resolutions):
         raise RtstyleError("pipeline resolutions must be multiples of 4")
-    for p in (json_path, plot_path):  # checked before hours of measuring, and again when writing
-        if p:
-            check_output([clip] if clip else [], Path(p), overwrite=True)
     out = Path(out_dir)
     if json_path is None:
         out.mkdir(parents=True, exist_ok=True)
+    paths = output_paths(dev, quick, Path(json_path) if json_path else None, Path(plot_path) if plot_path else None,
+                         out, overwrite, [clip] if clip else [])
     results = run(s, progress)
     print_results(results)
-    for path in write_results(results, Path(json_path) if json_path else None,
-                              Path(plot_path) if plot_path else None, out):
+    for path in write_results(results, *paths):
         print(f"wrote {path}")
     return results

@@ -100,7 +100,8 @@ def load_training_state(path: str | os.PathLike) -> dict:
     try:
         with warnings.catch_warnings():  # (torch warns about pickle protocols: the error below says it all)
             warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with open(path, "rb") as f:  # (a file object: torch.load would go by a .safetensors name, not content)
+                state = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # what weights_only raises for anything but tensors and plain data
         raise RtstyleError(f"cannot load checkpoint {path}: not a tensors-only checkpoint (pickled Python objects "
                            "or unknown data); refused, since unpickling it could run code") from e

@@ -1,29 +1,44 @@
-"""``make demo``: stylize a clip rtstyle synthesizes itself with a shipped style, so it runs anywhere."""
+"""``rtstyle demo`` (``make demo``): the bundled photo in every shipped style, and the bundled clip
+stylized side by side with its original, sound kept.
+
+The media (``rtstyle/media/``, about 140 KB) are licence-clean: *Chelsea the cat* by Stefan van der
+Walt (CC0, from scikit-image's sample data) and four seconds of *Big Buck Bunny* (c) 2008 Blender
+Foundation, www.bigbuckbunny.org, CC BY 3.0. ``benchmarks/demo_media.py`` made them.
+"""
 from __future__ import annotations
 
-import sys
+import time
 from pathlib import Path
 
+from rtstyle.errors import say
 from rtstyle.frames import Options, process
-from rtstyle.imageio import write_image
-from rtstyle.models import open_model
-from rtstyle.stream import run_video
-from rtstyle.synth import make_clip, pattern
+from rtstyle.imageio import read_image, write_image
+from rtstyle.models import list_models, open_model
+from rtstyle.sheet import render
+from rtstyle.stream import probe, run_video
+
+MEDIA = Path(__file__).parent / "media"
+PHOTO = MEDIA / "chelsea.jpg"   # 451x300, CC0
+CLIP = MEDIA / "bunny.mp4"      # 384x216, 4 s, 24 fps, AAC; CC BY 3.0 (Blender Foundation)
 
 
-def run_demo(out_dir: Path, style: str = "candy", backend: str = "auto", frames: int = 72,
-             size: tuple[int, int] = (480, 270)) -> tuple[Path, Path]:
-    """Write ``demo.mp4`` (synthetic, with audio), its stylized version and a side-by-side still.
-
-    The model is loaded once for both. Returns (stylized video, side-by-side PNG).
-    """
+def run_demo(out_dir: Path, style: str = "candy", backend: str = "auto") -> dict[str, Path]:
+    """Write ``chelsea.sheet.png`` (the photo in every shipped style) and ``bunny.STYLE.mp4`` (the
+    clip, original | stylized) with a still of its first frame into ``out_dir``, replacing the
+    demo's own earlier results. Returns the written paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    styles = [name for name, path, _ in list_models("style") if path.parent == MEDIA.parent / "weights"]
+    sheet = write_image(out_dir / "chelsea.sheet.png", render(read_image(PHOTO), styles, cell=320, columns=4),
+                        overwrite=True)
+    t_sheet = time.perf_counter() - t0
     model = open_model(style, "style", backend)
-    clip = make_clip(out_dir / "demo.mp4", frames=frames, size=size, fps=24, audio=True)
-    stylized = out_dir / f"demo.{style}.mp4"
-    report = run_video(clip, stylized, model, Options(), overwrite=True)
-    still = process(model, pattern(frames // 2, *size)[None], Options(side_by_side=True))[0]
-    preview = write_image(out_dir / f"demo.{style}.png", still, overwrite=True)
-    print(f"rtstyle demo: {report}\nrtstyle demo: input {clip}\nrtstyle demo: stylized video {stylized}\n"
-          f"rtstyle demo: side-by-side still {preview}", file=sys.stderr)
-    return stylized, preview
+    video = out_dir / f"bunny.{style}.mp4"
+    report = run_video(CLIP, video, model, Options(side_by_side=True), overwrite=True)
+    first = probe(CLIP).to_ndarray(format="rgb24")
+    still = write_image(out_dir / f"bunny.{style}.png", process(model, first, Options(side_by_side=True)),
+                        overwrite=True)
+    say(f"demo: {PHOTO.name} in {len(styles)} styles in {t_sheet:.1f} s; {CLIP.name} through {style}: {report}")
+    say(f"demo: open {sheet} (the photo in every style), {video} (original | {style}, with sound), "
+        f"{still} (its first frame)")
+    return {"sheet": sheet, "video": video, "still": still}

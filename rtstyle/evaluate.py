@@ -21,12 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from rtstyle import gatys
 from rtstyle.backends import resolve_device
 from rtstyle.data import make_lr
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, progress as progress_bar
 from rtstyle.imageio import list_images, read_image, to_image, to_tensor
 from rtstyle.imresize import imresize
 from rtstyle.losses import load_style_target
@@ -73,7 +72,7 @@ def eval_sr(set_dir: str, scale: int = 4, model: str = "bicubic", *, blur: float
         model_name = meta["name"]
     methods = ["bicubic"] + ([model_name] if model_name else [])
     per_image: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in methods}
-    for path in tqdm(paths, desc=f"{folder.name} x{scale}", unit="img", dynamic_ncols=True):
+    for path in progress_bar(paths, desc=f"{folder.name} x{scale}", unit="img", dynamic_ncols=True):
         hr = modcrop(read_image(path), scale)
         if min(hr.shape[:2]) < 2 * scale + 11:
             raise RtstyleError(f"{path} is too small for x{scale} evaluation ({hr.shape[1]}x{hr.shape[0]})")

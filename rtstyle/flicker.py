@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from rtstyle.backends import resolve_device
 from rtstyle.errors import RtstyleError
 from rtstyle.evaluate import find_style_image
 from rtstyle.frames import Options, process_tensor, upload
@@ -225,11 +226,12 @@ def eval_flicker(styles: list[str], clips: list[Path] | None = None, pan_photo: 
     """Warping error per clip and style, per-frame vs stabilised; see the module docstring."""
     if frames < 3 or side < 32:
         raise RtstyleError("--frames must be at least 3 and --side at least 32")
-    out_json = check_output([], Path(json_path), overwrite) if json_path else None
-    out_plot = check_output([], Path(plot_path), overwrite) if plot_path else None
+    sources = [*(clips or []), *([pan_photo] if pan_photo else [])]
+    out_json = check_output(sources, Path(json_path), overwrite) if json_path else None
+    out_plot = check_output(sources, Path(plot_path), overwrite) if plot_path else None
     variants = VARIANTS if variants is None else variants
     inputs = load_inputs(default_clips() if clips is None else clips, pan_photo, frames, side)
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(device)
     vgg = load_vgg16(vgg_weights, STYLE_LAYERS, dev) if style_every else None
     result = {"metric": METRIC_FLOW, "pan": f"exact {PAN_STEP} px/frame shift (known flow)", "frames": frames,
               "side": side, "variants": {k: asdict(v) for k, v in variants.items()}, "clips": {}}
@@ -246,10 +248,10 @@ def eval_flicker(styles: list[str], clips: list[Path] | None = None, pan_photo: 
             result["clips"][name]["styles"][model.name] = evaluate_style(model, f, flows, meter, variants)
     print(format_table(result))
     if out_json:
-        with atomic_output(out_json) as tmp:
+        with atomic_output(out_json, overwrite) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
     if out_plot:
-        plot(result, out_plot)
+        plot(result, out_plot, overwrite)
     return result
 
 
@@ -286,7 +288,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict, path: Path) -> None:
+def plot(result: dict, path: Path, overwrite: bool = False) -> None:
     """Bars per clip: the input's warping error, per-frame and stabilised outputs (mean over styles)."""
     import matplotlib
     matplotlib.use("Agg")
@@ -308,6 +310,6 @@ def plot(result: dict, path: Path) -> None:
     ax.set_title(f"Flicker, mean over {len(styles)} style(s), {result['frames']} frames at {result['side']} px", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite) as tmp:
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)

@@ -184,10 +184,26 @@ def process(model: Model, frames: np.ndarray, options: Options | None = None, st
     except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError on CUDA; a RuntimeError from the CPU allocator
         if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "allocate memory" not in str(e):
             raise
-        options = options or Options()
-        hint = (f"--tile {max(16, options.tile // 2) if options.tile else 256}" if model.scale > 1 else
-                f"--max-side {max(8, options.max_side // 2) if options.max_side else 1280}")
         h, w = frames.shape[-3:-1]
         raise RtstyleError(f"out of memory processing {w}x{h} frames on {model.backend.device}; "
-                           f"bound the memory with {hint} (or smaller)") from None
+                           f"{memory_advice(model, options or Options(), 1 if single else frames.shape[0])}") from None
     return y[0] if single else y
+
+
+def memory_advice(model: Model, options: Options, batch: int) -> str:
+    """What would make a frame that ran out of memory fit: only options that are not already at
+    their smallest (no "--max-side 8" for a run given --max-side 8).
+
+    >>> memory_advice(Model.wrap(None, {"arch": {"kind": "style"}}), Options(max_side=8), 1)
+    'even the smallest settings do not fit: free some memory, or use a machine with more'
+    """
+    hints = ["--batch 1"] if batch > 1 else []
+    if model.scale > 1 and (not options.tile or options.tile > 32):
+        hints.append(f"--tile {max(16, options.tile // 2) if options.tile else 256}")
+    if model.scale == 1 and (not options.max_side or options.max_side > 16):
+        hints.append(f"--max-side {max(8, options.max_side // 2) if options.max_side else 1280}")
+    if model.backend is not None and model.backend.device.type == "cuda":
+        hints.append("--device cpu")
+    if not hints:
+        return "even the smallest settings do not fit: free some memory, or use a machine with more"
+    return f"bound the memory with {' or '.join(hints)}"

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
 from rtstyle import losses
 from rtstyle.backends import resolve_device
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, progress as progress_bar
 from rtstyle.imageio import read_image, resize_longer, to_image, to_tensor, write_image
 from rtstyle.outputs import check_output
 from rtstyle.vgg import STYLE_LAYERS, VGG16Features, load_vgg16
@@ -87,7 +86,7 @@ def optimise(content: torch.Tensor, style: torch.Tensor, iterations: int, *, vgg
         terms["total"].backward()
         return terms["total"]
 
-    bar = tqdm(range(1, iterations + 1), unit="it", dynamic_ncols=True, desc="L-BFGS", disable=not progress)
+    bar = progress_bar(range(1, iterations + 1), unit="it", dynamic_ncols=True, desc="L-BFGS", disable=not progress)
     for i in bar:
         optimizer.step(closure)
         if progress or callback:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, unreadable_input
 from rtstyle.outputs import atomic_output
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -128,25 +128,29 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     EXIF orientation applied)."""
     path = Path(path)
     if not path.is_file():
-        raise RtstyleError(f"image not found: {path}" if not path.exists() else f"{path} is not a regular file")
+        raise unreadable_input(path, "image")
     with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    check_header(path, head)
-    check_still(path, head)
-    data = np.fromfile(path, dtype=np.uint8)
+        check_still(path, f.read(1 << 16))
+    return decode_image(np.fromfile(path, dtype=np.uint8), str(path))
+
+
+def decode_image(data: bytes | np.ndarray, name: str = "the image") -> np.ndarray:
+    """Encoded image bytes (a file's content, standard input) as ``read_image`` returns them."""
+    data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    check_header(name, data[:1 << 16].tobytes())
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a damaged file is our one-line error, not its warnings
     # Always 3 channels (gray expanded, alpha dropped), turned by the EXIF orientation as viewers show it.
     try:
         with _quiet_stderr():
             img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     except cv2.error as e:  # OpenCV's own checks (its pixel limit, a damaged header)
-        raise RtstyleError(f"{path} is not a readable image ({str(e).strip().splitlines()[-1][:120]})") from None
+        raise RtstyleError(f"{name} is not a readable image ({str(e).strip().splitlines()[-1][:120]})") from None
     if img is None:
-        raise RtstyleError(f"{path} is not a readable image")
+        raise RtstyleError(f"{name} is not a readable image")
     if img.dtype == np.uint16:
         img = (img / 257).round().astype(np.uint8)
     elif img.dtype != np.uint8:
-        raise RtstyleError(f"{path} holds {img.dtype} pixels; save it with 8 or 16 bits per channel")
+        raise RtstyleError(f"{name} holds {img.dtype} pixels; save it with 8 or 16 bits per channel")
     return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 

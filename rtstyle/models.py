@@ -23,6 +23,9 @@ from rtstyle.nets import bake, multiple_of
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
 ENV_VAR = "RTSTYLE_MODELS"
+# what `rtstyle upscale --scale S` runs: the shipped net that looked best in side-by-side crops
+# (benchmarks/results/sr_x4_crops.png: the pixel net is as sharp as the feature net, and cleaner)
+DEFAULT_SR = {4: "sr_x4_pixel", 8: "sr_x8_feat"}
 
 
 def user_dir() -> Path:

@@ -190,6 +190,8 @@ def check_output(inputs: list[Path | str] | Path | str, output: Path, overwrite:
         raise RtstyleError(f"output {output} exists; pass --overwrite to replace it")
     if not output.parent.exists():
         raise RtstyleError(f"output folder {output.parent} does not exist")
+    if not os.access(output.parent, os.W_OK | os.X_OK):
+        raise RtstyleError(f"cannot write to the output folder {output.parent}")
     return output
 
 

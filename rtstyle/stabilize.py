@@ -74,7 +74,7 @@ class Flow:
         return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
 
-def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """``img`` sampled at (x + dx, y + dy): the previous frame moved onto the current one when
     ``flow`` is current -> previous. Bilinear; outside the frame the border is replicated (those
     pixels are masked out by ``consistency``).
@@ -85,7 +85,7 @@ def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistency(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
@@ -176,6 +176,8 @@ def restore_contrast(y: torch.Tensor, fresh: torch.Tensor, k: int) -> torch.Tens
     uncorrelated detail to sqrt(a^2 + b^2) of its contrast): this puts the contrast back without
     adding any where the blend kept it (the scale is at least 1 and at most 2)."""
     def box(t):
+        if t.device.type == "cpu":  # OpenCV's running-sum box filter: ~10x torch's pooling on a CPU
+            return torch.from_numpy(cv2.blur(t[0].permute(1, 2, 0).contiguous().numpy(), (k, k))).permute(2, 0, 1)[None]
         return F.avg_pool2d(t, k, 1, k // 2, count_include_pad=False)
     mu_y, mu_f = box(y), box(fresh)
     var_y, var_f = (box(y * y) - mu_y ** 2).clamp_(min=0), (box(fresh * fresh) - mu_f ** 2).clamp_(min=0)
@@ -187,6 +189,11 @@ def warp_tensor(img: torch.Tensor, flow: np.ndarray, size, mode: str = "bilinear
     """``warp`` for a 1xCxHxW tensor, with a (smaller) host flow scaled up to ``size`` = (H, W)."""
     h, w = size
     fh, fw = flow.shape[:2]
+    if img.device.type == "cpu":  # OpenCV's remap: several times faster than grid_sample on a CPU
+        if (fh, fw) != (h, w):
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([w / fw, h / fh])
+        moved = warp(img[0].permute(1, 2, 0).contiguous().numpy(), flow, cv2.INTER_CUBIC if mode == "bicubic" else cv2.INTER_LINEAR)
+        return torch.from_numpy(moved).reshape(h, w, -1).permute(2, 0, 1)[None].clamp_(0, 1)
     f = torch.from_numpy(flow).to(img.device).permute(2, 0, 1)[None]
     f = _upsample(f, size) * torch.tensor([w / fw, h / fh], device=img.device).view(1, 2, 1, 1)
     gy, gx = torch.meshgrid(torch.arange(h, device=img.device, dtype=torch.float32),

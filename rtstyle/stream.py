@@ -23,19 +23,18 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from tqdm import tqdm
 
 from rtstyle import yuv
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, progress as progress_bar, say, unreadable_input, warn
 from rtstyle.frames import Options, output_shape, process
-from rtstyle.imageio import IMAGE_EXTS, encode_image, list_images, read_image
+from rtstyle.imageio import IMAGE_EXTS, decode_image, encode_image, list_images, read_image, write_image
 from rtstyle.interrupt import Interruption, graceful, received
 from rtstyle.interrupt import name as signal_name
 from rtstyle.models import Model, model_label, open_model, read_meta, resolve
 from rtstyle.outputs import atomic_outputs, check_output, check_outputs
 from rtstyle.stabilize import Stabilizer
 from rtstyle.timeline import Monotonic, Timeline
-from rtstyle.writer import VideoWriter, atomic_video, container_format, encoder_name, quality_options
+from rtstyle.writer import VideoWriter, atomic_video, check_encoder, container_format, encoder_name, quality_options
 
 # Audio codecs the MP4/MOV muxers take without "experimental" flags; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"}
@@ -49,6 +48,9 @@ class Report:
     frames: int
     seconds: float
     net_seconds: float
+    output: Path | None = None
+    model: str | None = None
+    backend: str | None = None
 
     @property
     def fps(self) -> float:
@@ -57,6 +59,12 @@ class Report:
     @property
     def net_fps(self) -> float:
         return self.frames / self.net_seconds if self.net_seconds else 0.0
+
+    def as_dict(self) -> dict:
+        """What ``--json`` prints."""
+        return {"output": str(self.output) if self.output else None, "model": self.model, "backend": self.backend,
+                "frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 3),
+                "net_fps": round(self.net_fps, 3)}
 
     def __str__(self) -> str:
         eff = f", efficiency {self.fps / self.net_fps:.0%}" if self.net_fps else ""
@@ -74,47 +82,85 @@ def video_command(src: str, output: str | None, model: str, kind: str = "style",
     first = probe(src_path)
     path = resolve(model, kind)
     dst = Path(output) if output else default_output(src_path, model_label(model, path), ".mp4")
-    check_video_output(src_path, dst, batch, overwrite)
+    check_video_output(src_path, dst, batch, overwrite, codec, crf)
     opened = open_model(model, kind, backend, device, precision)
     report = transcode(src_path, dst, opened, options or Options(), first, codec, crf, batch, overwrite=overwrite)
-    print(f"rtstyle: wrote {dst}: {report}", file=sys.stderr)
+    report.output, report.model, report.backend = dst, opened.name, opened.backend.name
+    say(f"wrote {dst}: {report}")
     return report
 
 
 def images_command(inputs: list[str], output: str | None, model: str, kind: str = "style", backend: str = "auto",
                    precision: str = "fp32", device: str | None = None, options: Options | None = None,
-                   overwrite: bool = False) -> list[Path]:
-    """``rtstyle stylize`` / ``rtstyle upscale IMAGE``."""
+                   overwrite: bool = False) -> dict:
+    """``rtstyle stylize`` / ``rtstyle upscale IMAGE``; ``-`` is stdin (input) or stdout (output).
+    Returns what ``--json`` prints: the outputs, the model, the backend."""
+    if "-" in inputs or output == "-":
+        return _stdio_image(inputs, output, model, kind, backend, precision, device, options or Options(), overwrite)
     paths = [Path(p) for p in inputs]
     for p in paths:
         if not p.exists():
-            raise RtstyleError(f"input not found: {p}")
+            raise unreadable_input(p)
         if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and is_video(p):
             raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
     out = Path(output) if output else None
     label = model_label(model, resolve(model, kind))
     check_outputs(image_jobs(paths, out, label), overwrite)  # before loading anything
     opened = open_model(model, kind, backend, device, precision)
+    t0 = time.perf_counter()
     written = run_images(paths, out, opened, options or Options(), overwrite, name=label)
-    print(f"rtstyle: wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""),
-          file=sys.stderr)
-    return written
+    say(f"wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""))
+    return {"outputs": [str(p) for p in written], "model": opened.name, "backend": opened.backend.name,
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _stdio_image(inputs: list[str], output: str | None, model: str, kind: str, backend: str, precision: str,
+                 device: str | None, options: Options, overwrite: bool) -> dict:
+    """One image from stdin (``-``) or a file, to stdout (``-o -``, PNG) or a file."""
+    if len(inputs) != 1:
+        raise RtstyleError("- (standard input) takes one image, alone")
+    src = inputs[0]
+    if src == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise RtstyleError("- reads an image from standard input, but it is a terminal; pipe an image in")
+        rgb = decode_image(sys.stdin.buffer.read(), "standard input")
+    else:
+        rgb = read_image(src)
+    to_stdout = output == "-" or (output is None and src == "-")
+    dest = None if to_stdout else Path(output) if output else default_output(Path(src), model_label(model, resolve(model, kind)))
+    if dest is not None:
+        check_output([] if src == "-" else [Path(src)], dest, overwrite)
+        if dest.suffix.lower() not in IMAGE_EXTS:
+            raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
+    opened = open_model(model, kind, backend, device, precision)
+    t0 = time.perf_counter()
+    result = process(opened, rgb[None], options)[0]
+    if dest is None:
+        sys.stdout.buffer.write(encode_image(result, ".png"))
+        sys.stdout.buffer.flush()
+    else:
+        write_image(dest, result, overwrite)
+        say(f"wrote {dest}")
+    return {"outputs": [str(dest) if dest else "-"], "model": opened.name, "backend": opened.backend.name,
+            "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def upscale_command(src: str, output: str | None, model: str, backend: str = "auto", precision: str = "fp32",
                     device: str | None = None, options: Options | None = None, codec: str | None = None,
-                    crf: int | None = None, batch: int = 1, overwrite: bool = False, scale: int | None = None) -> None:
+                    crf: int | None = None, batch: int = 1, overwrite: bool = False,
+                    scale: int | None = None) -> Report | dict:
     """Super-resolution of one image or video, decided by the file's content, not its name.
 
     ``scale``, when given, must be the model's (checked from its card, before anything is loaded)."""
+    if not (Path(src).is_file() or Path(src).is_dir()):  # (a pipe must not be opened to look inside)
+        raise unreadable_input(Path(src))
     path = resolve(model, "sr")
     if scale is not None and read_meta(path)["arch"].get("scale") != scale:
         raise RtstyleError(f"model {model} does not upscale x{scale}; drop --scale or pick another --model")
     common = dict(backend=backend, precision=precision, device=device, options=options, overwrite=overwrite)
-    if is_video(Path(src)):
-        video_command(src, output, str(path), "sr", codec=codec, crf=crf, batch=batch, **common)
-    else:
-        images_command([src], output, str(path), "sr", **common)
+    if src != "-" and is_video(Path(src)):
+        return video_command(src, output, str(path), "sr", codec=codec, crf=crf, batch=batch, **common)
+    return images_command([src], output, str(path), "sr", **common)
 
 
 def default_output(src: Path, name: str, suffix: str | None = None) -> Path:
@@ -148,7 +194,7 @@ def run_images(inputs: list[Path], output: Path | None, model: Model, options: O
         if dest.suffix.lower() not in IMAGE_EXTS:
             raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
     with atomic_outputs(overwrite) as batch:
-        for src, dest in tqdm(jobs, unit="image", disable=not progress or len(jobs) < 2):
+        for src, dest in progress_bar(jobs, unit="image", disable=not progress or len(jobs) < 2):
             data = encode_image(process(model, read_image(src), options), dest.suffix)
             batch.path(dest).write_bytes(data)
     return [dest for _, dest in jobs]
@@ -172,7 +218,7 @@ def image_jobs(inputs: list[Path], output: Path | None, name: str) -> list[tuple
             dest = (output / src.name if many else output) if output else default_output(src, name)
             jobs.append((src, dest))
         else:
-            raise RtstyleError(f"input not found: {src}")
+            raise unreadable_input(src)
     return jobs
 
 
@@ -184,21 +230,23 @@ def run_video(src: Path, dst: Path, model: Model, options: Options, codec: str |
     """Process every frame of ``src`` into ``dst`` (checked first). On Ctrl-C the frames done so far
     are finalised into a playable ``dst`` and KeyboardInterrupt is re-raised. ``device_yuv``: convert
     YUV to RGB on the inference device (``rtstyle.yuv``; default: on CUDA)."""
-    check_video_output(src, dst, batch, overwrite)
+    check_video_output(src, dst, batch, overwrite, codec, crf)
     return transcode(src, dst, model, options, probe(src), codec, crf, batch, progress, device_yuv, overwrite)
 
 
-def check_video_output(src: Path, dst: Path, batch: int, overwrite: bool) -> None:
-    """Everything about the output that can be refused before any work: container, --batch, overwriting."""
+def check_video_output(src: Path, dst: Path, batch: int, overwrite: bool, codec: str | None = None,
+                       crf: int | None = None) -> None:
+    """Everything about the output that can be refused before any work: container, encoder and
+    --crf, --batch, overwriting."""
     check_output(src, dst, overwrite)
-    container_format(dst)
+    check_encoder(codec, crf, container_format(dst))
     if batch < 1:
         raise RtstyleError(f"--batch must be at least 1, not {batch}")
 
 
 def open_video(path: Path) -> av.container.InputContainer:
     if not path.is_file():
-        raise RtstyleError(f"input not found: {path}")
+        raise unreadable_input(path)
     try:
         c = av.open(str(path), metadata_errors="replace")  # a damaged tag is not worth refusing the video
     except av.error.FFmpegError as e:
@@ -291,8 +339,7 @@ def _warn_dropped(inp, vstream) -> None:
     if dropped:
         kinds = ", ".join(sorted({"cover art" if s.disposition & av.stream.Disposition.attached_pic else s.type
                                   for s in dropped}))
-        print(f"rtstyle: warning: dropping {len(dropped)} stream(s) ({kinds}) not supported in the output",
-              file=sys.stderr)
+        warn(f"dropping {len(dropped)} stream(s) ({kinds}) not supported in the output")
 
 
 def _total_frames(inp, vstream) -> int | None:
@@ -324,7 +371,7 @@ def _add_audio_streams(inp, writer: VideoWriter) -> dict:
 
 def _encode(writer: VideoWriter, pipe: _Pipeline, total: int | None, progress: bool, interrupt: Interruption) -> None:
     """Mux what the stages deliver, in order: video frames encoded, audio packets copied or re-encoded."""
-    bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=total, unit="frame", disable=not progress)
     order, moved = Monotonic(strict=writer.container.format.name not in ("matroska", "webm")), 0
     try:
         while (item := _get(pipe.out, pipe.stop)) is not None:
@@ -346,8 +393,8 @@ def _encode(writer: VideoWriter, pipe: _Pipeline, total: int | None, progress: b
         bar.close()
         pipe.join()
     if moved:
-        print(f"rtstyle: warning: moved {moved} copied audio packet(s) whose timestamps went back or repeated "
-              "just after their predecessors, as ffmpeg does", file=sys.stderr)
+        warn(f"moved {moved} copied audio packet(s) whose timestamps went back or repeated "
+             "just after their predecessors, as ffmpeg does")
     errors = [s.error for s in pipe.stages if s.error is not None]
     if errors and not interrupt.requested.is_set():
         raise errors[0]
@@ -462,7 +509,7 @@ def _decode(inp, vstream, audio: dict, q: queue.Queue, stop: threading.Event, pl
     video.emit(final=True)
     if skipped:
         counts = ", ".join(f"{n} {why}" for why, n in skipped.items())
-        print(f"rtstyle: warning: skipped {counts} packet(s), as players do", file=sys.stderr)
+        warn(f"skipped {counts} packet(s), as players do")
 
 
 class _Reorder:

@@ -21,12 +21,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
-from tqdm import tqdm
 
 from rtstyle import checkpoint, losses, models
 from rtstyle.backends import resolve_device
 from rtstyle.data import ImageFolder, resize_short_side, worker_init
-from rtstyle.errors import RtstyleError
+from rtstyle.errors import RtstyleError, progress as progress_bar, say
 from rtstyle.imageio import IMAGE_EXTS, list_images, read_image, to_tensor
 from rtstyle.interrupt import Interruption, graceful
 from rtstyle.nets import NORMS, UPSAMPLES, build_net, one_hot
@@ -301,7 +300,7 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
     model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
     # the last 50 steps' losses travel in the state, so a run stopped and finished later still reports them
     recent: dict[str, list[float]] = dict(state.get("recent", {})) if start else {}
-    bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=rank != 0,
+    bar = progress_bar(range(start, iterations), initial=start, total=iterations, disable=rank != 0,
                unit="it", dynamic_ncols=True, desc=meta["name"])
     model.train()
 
@@ -320,20 +319,14 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
                     raise KeyboardInterrupt
                 for group in optimizer.param_groups:
                     group["lr"] = lr * lr_factor(step, iterations, lr_decay)
-                batch = next(batches)
-                batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                    terms = loss_fn(model, batch)
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                optimizer.step()
-                for k, v in terms.items():
-                    recent.setdefault(k, []).append(float(v.detach()))
-                    recent[k] = recent[k][-50:]
+                _step(model, loss_fn, next(batches), optimizer, device, amp, recent)
                 if rank == 0 and (step % 10 == 0 or step == iterations - 1):
                     bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in recent.items()})
                 if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < iterations:
                     save(step + 1)
+                    if rank == 0 and bar.disable:  # no bar (a log file, --no-progress): one line per checkpoint
+                        say(f"{meta['name']}: step {step + 1}/{iterations}, "
+                            + ", ".join(f"{k} {sum(v) / len(v):.4g}" for k, v in recent.items()))
             step = iterations
     except KeyboardInterrupt:
         save(step)
@@ -344,6 +337,19 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
     save(step)
     bar.close()
     return {k: sum(v) / len(v) for k, v in recent.items()}
+
+
+def _step(model: nn.Module, loss_fn: Callable, batch, optimizer, device: torch.device, amp, recent: dict) -> None:
+    """One optimisation step on ``batch``; its losses go to ``recent`` (the last 50 of each kept)."""
+    batch = [b.to(device, non_blocking=True) for b in batch] if isinstance(batch, list) else batch.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        terms = loss_fn(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    optimizer.step()
+    for k, v in terms.items():
+        recent.setdefault(k, []).append(float(v.detach()))
+        recent[k] = recent[k][-50:]
 
 
 def _finish(net: nn.Module, meta: dict, final: dict, out: Path, started: float, device: torch.device,
@@ -475,6 +481,11 @@ def train(recipe: StyleRecipe | SRRecipe, *, out: str | None = None, resume: boo
     started = time.time()
     rank, world, dev, out_path, state_path = _setup(recipe.name, out, recipe.seed, device)
     check_run(recipe, out_path, state_path, resume, overwrite, checkpoint_every, workers, vgg_weights)
+    if rank == 0:
+        if out is None:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_path.parent, os.W_OK | os.X_OK):
+            raise RtstyleError(f"--out {out_path}: cannot write to the folder {out_path.parent}")
     task = _style_task if isinstance(recipe, StyleRecipe) else _sr_task
     dataset, loss_fn, vgg_hash, card = task(recipe, vgg_weights, dev, rank)
     meta = {**model_card(recipe, world, vgg_hash), **card}

@@ -46,6 +46,32 @@ def encoder_name(codec: str | None, fmt: str) -> str:
     return VIDEO_CODECS.get(codec or ("vp9" if fmt == "webm" else "h264"), codec)
 
 
+# The constant-quality scale of each encoder (nvenc's cq: 0-51); values outside are refused, not clamped.
+CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (4, 63), "libsvtav1": (1, 63)}
+
+
+def check_encoder(codec: str | None, crf: int | None, fmt: str) -> str:
+    """The video encoder ``--codec`` names, checked before any work: it exists, encodes video, and
+    ``--crf`` is on its scale.
+
+    >>> check_encoder("hevc", 28, "mp4")
+    'libx265'
+    """
+    encoder = encoder_name(codec, fmt)
+    try:
+        kind = av.codec.Codec(encoder, "w").type
+    except ValueError:
+        raise RtstyleError(f"unknown video encoder {codec!r}; use h264, hevc, vp9, av1 or an FFmpeg video "
+                           "encoder name (ffmpeg -encoders)") from None
+    if kind != "video":
+        raise RtstyleError(f"--codec {codec} is an {kind} encoder; it takes a video one (h264, hevc, vp9, av1 ...); "
+                           "audio is kept as it is")
+    low, high = CRF_RANGE.get(encoder, (0, 51) if "nvenc" in encoder else (None, None))
+    if crf is not None and low is not None and not low <= crf <= high:
+        raise RtstyleError(f"--crf {crf} is outside {encoder}'s scale {low}-{high} (lower is better)")
+    return encoder
+
+
 def quality_options(codec: str, crf: int | None) -> dict[str, str]:
     """Fast encoder settings at constant quality ``crf`` (the encoder's default quality when None)."""
     if codec in ("libx264", "libx265"):

@@ -16,7 +16,7 @@ from rtstyle.cli import main
 def quick(request, tmp_path_factory):
     """One `rtstyle bench --quick` run shared by the tests: (results, stdout, output folder)."""
     out = tmp_path_factory.mktemp("bench")
-    args = ["bench", "--quick", "--json", str(out / "r.json"), "--plot", str(out / "r.png")]
+    args = ["bench", "--quick", "-o", str(out / "r.json"), "--plot", str(out / "r.png")]
     try:
         shared = request.getfixturevalue("shared")
         args += ["--clip", str(shared / "data" / "video" / "chaplin.mp4")]
@@ -128,6 +128,6 @@ def test_projection_and_median_use_the_clock(monkeypatch):
     (["--resolutions", "640by360"], "--resolutions"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, capsys, args, message):
-    assert main(["bench", "--quick", "--json", str(tmp_path / "r.json"), *args]) == 2
+    assert main(["bench", "--quick", "-o", str(tmp_path / "r.json"), *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()

@@ -42,7 +42,7 @@ def test_bicubic_set5_x4_reproduces_the_paper(shared):
 def test_cli_eval_sr_with_a_model(shared, tiny_sr, tmp_path, capsys):
     out = tmp_path / "sr.json"
     code = main(["eval", "sr", "--set", str(shared / "data" / "sr" / "Set5"), "--scale", "4",
-                 "--model", str(tiny_sr), "--json", str(out), "--device", "cpu"])
+                 "--model", str(tiny_sr), "-o", str(out), "--device", "cpu"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "28.43 / 0.8114" in printed and "tiny" in printed
@@ -50,7 +50,7 @@ def test_cli_eval_sr_with_a_model(shared, tiny_sr, tmp_path, capsys):
     assert set(result["methods"]) == {"bicubic", "tiny"}
     assert len(result["methods"]["tiny"]["per_image"]) == 5
     assert 5 < result["methods"]["tiny"]["psnr"] < 40  # a random net: finite, measured, poor
-    assert main(["eval", "sr", "--set", str(shared / "data" / "sr" / "Set5"), "--json", str(out)]) == 2  # exists
+    assert main(["eval", "sr", "--set", str(shared / "data" / "sr" / "Set5"), "-o", str(out)]) == 2  # exists
 
 
 def test_cli_eval_sr_errors(shared, tiny_sr, tmp_path, capsys):
@@ -60,7 +60,7 @@ def test_cli_eval_sr_errors(shared, tiny_sr, tmp_path, capsys):
     assert main(["eval", "sr", "--set", str(tmp_path)]) == 2  # no images
     assert main(["eval", "sr", "--set", set5, "--scale", "8", "--model", str(tiny_sr)]) == 2  # x4 model
     err = capsys.readouterr().err
-    assert "--scale must be 4 or 8" in err and "not found" in err and "no images" in err and "not x8" in err
+    assert "'3' is not one of '4', '8'" in err and "not found" in err and "no images" in err and "not x8" in err
 
 
 def test_eval_style_against_gatys(shared, vgg_weights, tiny_style, tmp_path):
@@ -70,7 +70,7 @@ def test_eval_style_against_gatys(shared, vgg_weights, tiny_style, tmp_path):
     style = shared / "data" / "styles" / "mosaic.jpg"
     out, plot = tmp_path / "style.json", tmp_path / "style.png"
     code = main(["eval", "style", "--style", str(tiny_style), "--content", str(content), "--size", "32",
-                 "--gatys-iterations", "2,4", "--style-image", str(style), "--json", str(out), "--plot", str(plot),
+                 "--gatys-iterations", "2,4", "--style-image", str(style), "-o", str(out), "--plot", str(plot),
                  "--vgg-weights", str(vgg_weights), "--device", "cpu"])
     assert code == 0
     result = json.loads(out.read_text())
@@ -89,7 +89,7 @@ def test_eval_style_refuses_the_training_folder(tmp_path, capsys):
     from rtstyle.checkpoint import load_model, save_model
 
     net, meta = load_model(model)
-    save_model(net, model, {**meta, "data": str(photos)})
+    save_model(net, model, {**meta, "data": str(photos)}, overwrite=True)
     assert main(["eval", "style", "--style", str(model), "--content", str(photos)]) == 2
     (photos / "sub").mkdir()
     assert main(["eval", "style", "--style", str(model), "--content", str(photos / "sub")]) == 2

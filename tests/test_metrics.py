@@ -54,7 +54,7 @@ def _upscaled(net, lr):
 
 def test_checkerboard_peak_finds_deconvolution_artefacts_not_photo_detail(shared):
     """On a real photo: the photo and its bicubic x4 score low, a deconvolution net at initialisation
-    (Odena et al.'s checkerboard) scores high. (The shipped nets are checked in test_models.py.)"""
+    (Odena et al.'s checkerboard) scores high. (The shipped nets: the next test.)"""
     import torch
     from rtstyle.data import make_lr
     from rtstyle.imageio import read_image
@@ -72,3 +72,22 @@ def test_checkerboard_peak_finds_deconvolution_artefacts_not_photo_detail(shared
 def test_checkerboard_peak_needs_a_large_enough_image():
     with pytest.raises(metrics.RtstyleError, match="at least 32x32"):
         metrics.checkerboard_peak(np.zeros((20, 40)))
+
+
+def _shipped_sr():
+    from rtstyle.models import SHIPPED_DIR, list_models
+    return [name for name, path, _ in list_models("sr") if path.parent == SHIPPED_DIR]
+
+
+@pytest.mark.parametrize("name", _shipped_sr())
+def test_shipped_sr_nets_have_no_checkerboard(shared, name):
+    """Every shipped SR net's output on real photos has no period-2/4 spectrum peak (the first
+    shipped nets, deconvolution upsampling, scored 28-1520 here)."""
+    from rtstyle.data import make_lr
+    from rtstyle.imageio import read_image
+    from rtstyle.models import open_model
+
+    model = open_model(name, "sr", backend=None)
+    for image in ("Set5/baby.png", "Set14/comic.png"):
+        hr = read_image(shared / "data/sr" / image)[:192, :192]
+        assert metrics.checkerboard_peak(_upscaled(model.net, make_lr(hr, model.scale))) < 10, image

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -631,3 +632,296 @@ def test_damaged_cached_onnx_is_exported_again(damage, tmp_path, models, capfd):
     assert code == 0 and "exporting" in err, err
     O.check_image(image, tmp_path / "out.png")
     TALLY["output"] += 1
+
+
+# ---------------------------------------------------------------- same file, collisions, races, folders, command lines
+
+SAFETY_CI = 6  # seeded cases per class in CI; `make fuzz` adds FUZZ_CASES of each (tests named test_fuzz_*)
+
+
+def fuzz_seeds(ci: int) -> list[int]:
+    """CI's fixed seeds, then (under -m fuzz) FUZZ_CASES seeds from FUZZ_SEED."""
+    return list(range(ci))
+
+
+def _fuzz_index(index: int) -> int:
+    return int(os.environ.get("FUZZ_SEED", "1")) * 1_000_003 + index
+
+
+FUZZ_RANGE = range(int(os.environ.get("FUZZ_CASES", "0")))
+SAME_FILE_COMMANDS = ["video", "upscale-video", "upscale-image", "stylize", "cam", "export", "train", "gatys", "eval"]
+
+
+def same_file_case(seed: int, root: Path, models: dict, capfd, monkeypatch) -> None:
+    """A command told to write over its own input, spelled another way (relative, symlink, hard
+    link, a symlinked folder, doubled slashes, a file: URL as the camera source ...): refused with
+    one line, --overwrite or not, and the input untouched."""
+    rng = np.random.default_rng([seed, 7])
+    command = str(rng.choice(SAME_FILE_COMMANDS))
+    root.mkdir(exist_ok=True)
+    monkeypatch.chdir(root)
+    data = root / "data"
+    data.mkdir()
+    image = G.write_image(data / "in.png", (16, 12))
+    clip = make_clip(root / "in.mp4", frames=2, size=(16, 16), audio=False)
+    video = command in ("video", "upscale-video", "cam")
+    target = {"export": Path(models["style"]), "train": image, "gatys": image, "eval": image}.get(
+        command, clip if video else image)
+    if command == "export":  # the model file itself, in this folder
+        target = Path(shutil.copy(models["style"], root / "m.safetensors"))
+    spellings = G.path_spellings(target, root, rng, urls=command == "cam")
+    source = spellings[0] if command == "cam" else str(target)
+    output = next(s for s in spellings[1:] if not s.startswith(("file:", "cache:")))
+    overwrite = ["--overwrite"] if rng.random() < 0.6 else []
+    args = {"video": ["video", clip, "-o", output, "--style", models["style"], *FAST],
+            "upscale-video": ["upscale", clip, "-o", output, "--model", models["sr"], *FAST],
+            "upscale-image": ["upscale", image, "-o", output, "--model", models["sr"], *FAST],
+            "stylize": ["stylize", image, "-o", output, "--style", models["style"], *FAST],
+            "cam": ["cam", "--source", source, "--record", output, "--no-window", "--style", models["style"], *FAST],
+            "export": ["export", "--style", target, "-o", output],
+            "train": ["train", "style", image, "--data", data, "--name", "t", "--out", output, "--device", "cpu"],
+            "gatys": ["gatys", image, "--style-image", image, "-o", output, "--device", "cpu"],
+            "eval": ["eval", "sr", "--set", data, "--json", output]}[command]
+    args += overwrite if command != "train" else ["--overwrite"] * bool(overwrite)
+    hashes, before = O.digest(root), listing(root)
+    code, err = cli(capfd, *args)
+    context = f"seed {seed}: rtstyle {' '.join(map(str, args))}"
+    line = clean_error(code, err, context)
+    assert "input" in line or "exists" in line or "names an image" in line, context
+    assert O.digest(root) == hashes and listing(root) == before and not O.leftovers(root), context
+
+
+@pytest.mark.parametrize("seed", fuzz_seeds(SAFETY_CI * 2))
+def test_same_file_however_spelled(seed, tmp_path, models, capfd, monkeypatch):
+    same_file_case(seed, tmp_path / "w", models, capfd, monkeypatch)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("index", FUZZ_RANGE)
+def test_fuzz_same_file(index, tmp_path, models, capfd, monkeypatch):
+    same_file_case(_fuzz_index(index), tmp_path / "w", models, capfd, monkeypatch)
+
+
+def collision_case(seed: int, root: Path, models: dict, capfd, monkeypatch) -> None:
+    """Several images into one -o folder: distinct sources sharing an output name are refused
+    before anything is written; otherwise every distinct source has its own complete output."""
+    rng = np.random.default_rng([seed, 8])
+    root.mkdir(exist_ok=True)
+    monkeypatch.chdir(root)
+    inputs, collides = G.collision_tree(root, rng)
+    out = root / "out"
+    code, err = cli(capfd, "stylize", *inputs, "-o", out, "--style", models["style"], *FAST)
+    context = f"seed {seed}: {inputs} collides={collides}\n{err[-2000:]}"
+    assert not O.leftovers(root), context
+    if collides:
+        assert "would both be written to" in clean_error(code, err, context)
+        assert not out.exists(), context
+        return
+    assert code == 0, context
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    sources = {os.stat(p).st_ino: p for p in inputs if p.is_file()} | \
+              {os.stat(p).st_ino: p for f in inputs if f.is_dir() for p in f.rglob("*.png")}
+    assert len(files) == len(sources), (files, sources, context)
+    for src in sources.values():
+        O.check_image(src, next(f for f in files if f.name == src.name))
+    TALLY["output"] += 1
+
+
+@pytest.mark.parametrize("seed", fuzz_seeds(SAFETY_CI * 2))
+def test_collisions_refused_or_kept_apart(seed, tmp_path, models, capfd, monkeypatch):
+    collision_case(seed, tmp_path / "w", models, capfd, monkeypatch)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("index", FUZZ_RANGE)
+def test_fuzz_collisions(index, tmp_path, models, capfd, monkeypatch):
+    collision_case(_fuzz_index(index), tmp_path / "w", models, capfd, monkeypatch)
+
+
+def test_case_only_collision_on_a_case_insensitive_filesystem(tmp_path, models, capfd, monkeypatch):
+    """Where the output folder ignores case (macOS, Windows, FAT; probed by ``case_insensitive``,
+    faked here: this machine's filesystems are case-sensitive), p.png and P.png share a name."""
+    from rtstyle import outputs
+
+    assert outputs.case_insensitive(tmp_path) is False  # the probe itself, on this filesystem
+    monkeypatch.setattr(outputs, "case_insensitive", lambda folder: True)
+    a, b = G.write_image(tmp_path / "a" / "p.png", (8, 8)), G.write_image(tmp_path / "b" / "P.png", (8, 8))
+    code, err = cli(capfd, "stylize", a, b, "-o", tmp_path / "out", "--style", models["style"], *FAST)
+    assert "would both be written to" in clean_error(code, err)
+    assert not (tmp_path / "out").exists()
+
+
+def unreadable_case(seed: int, root: Path, models: dict, capfd) -> None:
+    """A folder run that meets an unreadable image: one error line and every destination as it
+    was (absent, or an existing folder with its files), so the same command reruns as it is."""
+    rng = np.random.default_rng([seed, 9])
+    root.mkdir(exist_ok=True)
+    folder = G.folder_with_unreadable(root, rng)
+    dest = root / "photos.tiny"
+    extra = []
+    if rng.random() < 0.5:  # an earlier result there, replaced with --overwrite
+        G.write_image(dest / "00.png", (8, 8))
+        (dest / "notes.txt").write_text("mine")
+        extra = ["--overwrite"]
+    out = ["-o", dest] if rng.random() < 0.5 else []
+    hashes, before = O.digest(root), listing(root)
+    code, err = cli(capfd, "stylize", folder, *out, "--style", models["style"], *FAST, *extra)
+    clean_error(code, err, f"seed {seed}")
+    assert O.digest(root) == hashes and listing(root) == before and not O.leftovers(root), f"seed {seed}"
+
+
+@pytest.mark.parametrize("seed", fuzz_seeds(SAFETY_CI))
+def test_folder_with_an_unreadable_image_changes_nothing(seed, tmp_path, models, capfd):
+    unreadable_case(seed, tmp_path / "w", models, capfd)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("index", FUZZ_RANGE)
+def test_fuzz_unreadable_in_folder(index, tmp_path, models, capfd):
+    unreadable_case(_fuzz_index(index), tmp_path / "w", models, capfd)
+
+
+def invocation_case(template: list[str], fragment: str, root: Path, models: dict, capfd, monkeypatch) -> None:
+    root.mkdir(exist_ok=True)
+    monkeypatch.chdir(root)
+    data = root / "data"
+    values = {"image": G.write_image(data / "in.png", (16, 12)), "dir": data, "style": models["style"],
+              "sr": models["sr"], "clip": make_clip(root / "in.mp4", frames=2, size=(16, 16), audio=False)}
+    args = [a.format(**values) for a in template]
+    hashes, before = O.digest(root), listing(root)
+    code, err = cli(capfd, *args)
+    line = clean_error(code, err, f"rtstyle {' '.join(args)}")
+    assert fragment in line, (fragment, line)
+    assert O.digest(root) == hashes and listing(root) == before and not O.leftovers(root), args
+
+
+@pytest.mark.parametrize("template, fragment", G.BAD_INVOCATIONS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_bad_command_lines_are_one_line_errors(template, fragment, tmp_path, models, capfd, monkeypatch):
+    invocation_case(template, fragment, tmp_path / "w", models, capfd, monkeypatch)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("index", FUZZ_RANGE)
+def test_fuzz_invocations(index, tmp_path, models, capfd, monkeypatch):
+    """A bad command line drawn from G.BAD_INVOCATIONS, with a few valid options added around it."""
+    rng = np.random.default_rng([_fuzz_index(index), 10])
+    template, fragment = G.BAD_INVOCATIONS[int(rng.integers(len(G.BAD_INVOCATIONS)))]
+    invocation_case(template, fragment, tmp_path / "w", models, capfd, monkeypatch)
+
+
+def test_stylize_dot_names_the_folder(tmp_path, models, capfd, monkeypatch):
+    """`rtstyle stylize .` writes the folder's results to ../NAME.STYLE/ (it used to be an internal error)."""
+    photos = tmp_path / "photos"
+    G.write_image(photos / "a.png", (12, 8))
+    monkeypatch.chdir(photos)
+    code, err = cli(capfd, "stylize", ".", "--style", models["style"], *FAST)
+    assert code == 0, err
+    O.check_image(photos / "a.png", tmp_path / "photos.tiny" / "a.png")
+    TALLY["output"] += 1
+
+
+def test_publish_never_replaces_a_file_that_appeared(tmp_path):
+    """The race itself, made deterministic: another run writes the output while this one works.
+    Without --overwrite this one stops with one line and the other run's file stays whole."""
+    from rtstyle.errors import RtstyleError
+    from rtstyle.outputs import atomic_output, atomic_outputs, write_atomic
+
+    dest = tmp_path / "out.png"
+    with pytest.raises(RtstyleError, match="appeared while this run was writing it"):
+        with atomic_output(dest, overwrite=False) as tmp:
+            tmp.write_bytes(b"mine")
+            dest.write_bytes(b"theirs")
+    assert dest.read_bytes() == b"theirs" and not O.leftovers(tmp_path)
+    with pytest.raises(RtstyleError):
+        write_atomic(dest, lambda tmp: tmp.write_bytes(b"mine"), overwrite=False)
+    with pytest.raises(RtstyleError):  # a batch: nothing of it stays when one of its names is taken
+        with atomic_outputs(overwrite=False) as batch:
+            batch.path(tmp_path / "new" / "1.png").write_bytes(b"1")
+            batch.path(dest).write_bytes(b"2")
+    assert dest.read_bytes() == b"theirs" and not (tmp_path / "new").exists() and not O.leftovers(tmp_path)
+    write_atomic(dest, lambda tmp: tmp.write_bytes(b"mine"), overwrite=True)
+    assert dest.read_bytes() == b"mine"
+
+
+def test_two_runs_racing_for_one_output(tmp_path, models):
+    """Two processes write the same new output at once: one writes it, the other says why not
+    (exit 2, one line), and the file is one run's complete image."""
+    src = G.write_image(tmp_path / "in.png", (48, 32))
+    dst = tmp_path / "out.png"
+    cmd = [sys.executable, "-m", "rtstyle", "stylize", src, "-o", dst, "--style", models["style"], *FAST]
+    procs = [subprocess.Popen(list(map(str, cmd)), stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    line = clean_error(*next(r for r in results if r[0]))
+    assert "exists" in line or "appeared" in line, line
+    O.check_image(src, dst)
+    assert not O.leftovers(tmp_path)
+
+
+def test_closed_stderr_and_unwritable_stdout(tmp_path, models):
+    """`2>&-`: errors exit 2, successes 0, and FFmpeg's messages do not land in the output file
+    (it would take descriptor 2); `styles > /dev/full` and a closed pipe: one line, exit 2."""
+    clip = make_clip(tmp_path / "in.mp4", frames=3, size=(32, 24))
+    run = lambda args, **kw: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "rtstyle", *map(str, args)], env=ENV, timeout=120, **kw)
+    assert run(["nosuchcommand"], preexec_fn=lambda: os.close(2)).returncode == 2  # (before torch is imported: fast)
+    ok = run(["video", clip, "-o", tmp_path / "out.mp4", "--style", models["style"], *FAST],
+             preexec_fn=lambda: os.close(2))
+    assert ok.returncode == 0
+    O.check_video(O.reference(clip), tmp_path / "out.mp4")
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            res = run(["styles"], stdout=full, stderr=subprocess.PIPE, text=True)
+        assert "cannot write the output stream" in clean_error(res.returncode, res.stderr)
+    TALLY["output"] += 1
+
+
+@pytest.mark.parametrize("name", ["tiny.ckpt", "tiny.pt", "tiny", "tiny.bin"])
+def test_a_model_file_loads_back_whatever_its_name(name, tmp_path, models, capfd):
+    """The format is decided by content: a safetensors file rtstyle wrote as `--out tiny.ckpt` is
+    read as safetensors (it used to be refused as a pickle), and a training state named
+    .safetensors is read with weights_only."""
+    import shutil as sh
+
+    model = Path(sh.copy(models["style"], tmp_path / name))
+    image = G.write_image(tmp_path / "in.png", (16, 12))
+    code, err = cli(capfd, "stylize", image, "-o", tmp_path / "out.png", "--style", model, *FAST)
+    assert code == 0, err
+    O.check_image(image, tmp_path / "out.png")
+    arch = {"kind": "style", "norm": "instance", "upsample": "resize", "width": 0.25}
+    state = save_training_state(tmp_path / "state.safetensors", {"model": build_net(arch).state_dict(),
+                                                                 "meta": {"arch": arch}, "step": 1})
+    code, err = cli(capfd, "stylize", image, "-o", tmp_path / "out2.png", "--style", state, *FAST)
+    assert code == 0, err
+    TALLY["output"] += 2
+
+
+def test_unwritable_engine_folder_costs_a_cache_not_the_run(tmp_path, capfd, monkeypatch):
+    """An engine folder that cannot be made (a file in the way; `--backend onnxruntime` used to
+    stop there with an internal error): a warning, and a temporary folder for this run's exports
+    and measurements. (Checked on the folder itself: an ONNX export into an empty cache costs a
+    minute on a loaded CI machine; the CLI path was run by hand, see the README.)"""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv(cache.ENGINE_DIR_ENV, str(tmp_path / "file" / "engines"))
+    capfd.readouterr()
+    folder = cache.engine_dir()
+    assert folder.is_dir() and os.access(folder, os.W_OK) and not str(folder).startswith(str(tmp_path))
+    assert "cannot be written (not a directory)" in capfd.readouterr().err
+    assert cache.engine_dir() == folder and not capfd.readouterr().err  # said once
+    assert cache.remember_cpu_choices({"k": {"torch": 1.0, "onnxruntime": 2.0}}).startswith("remembered")
+    assert cache.read_cpu_choices() == {"k": {"torch": 1.0, "onnxruntime": 2.0}}
+
+
+def test_memory_advice_never_repeats_the_given_bound():
+    """Out-of-memory advice names only options that can still shrink: --max-side 8 is not told to
+    use --max-side 8."""
+    from rtstyle.frames import Options, memory_advice
+    from rtstyle.models import Model
+
+    style, sr = Model.wrap(None, {"arch": {"kind": "style"}}), Model.wrap(None, {"arch": {"kind": "sr", "scale": 4}})
+    assert "--max-side 1280" in memory_advice(style, Options(), 1)
+    assert "--max-side 32" in memory_advice(style, Options(max_side=64), 1)
+    assert "--max-side" not in memory_advice(style, Options(max_side=8), 1)
+    assert memory_advice(style, Options(max_side=8), 4) == "bound the memory with --batch 1"
+    assert "--tile" not in memory_advice(sr, Options(tile=16), 1)

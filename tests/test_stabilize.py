@@ -35,9 +35,10 @@ def test_warp_moves_the_previous_frame_onto_the_current_one():
     cur = shifted(prev, 3)
     moved = warp(prev.astype(np.float32), const_flow(96, 128, 3))
     assert np.array_equal(moved[:, :-3], cur[:, :-3].astype(np.float32))
-    t = torch.from_numpy(prev).float()[None, None]
-    moved_t = warp_tensor(t, const_flow(48, 64, 1.5), (96, 128))  # a half-size flow, scaled up
-    assert torch.allclose(moved_t[0, 0, :, :-3], torch.from_numpy(cur[:, :-3]).float(), atol=1e-3)
+    t = torch.from_numpy(prev).float()[None, None] / 255
+    for mode in ("bilinear", "bicubic"):
+        moved_t = warp_tensor(t, const_flow(48, 64, 1.5), (96, 128), mode)  # a half-size flow, scaled up
+        assert torch.allclose(moved_t[0, 0, :, :-3] * 255, torch.from_numpy(cur[:, :-3]).float(), atol=1e-2)
 
 
 def test_consistency_mask_on_a_known_shift():
@@ -135,3 +136,16 @@ def test_cli_plumbs_stabilize(monkeypatch, tmp_path):
 def test_eval_flicker_refuses_bad_sizes(args, capsys):
     assert main(["eval", "flicker", "--clip", "x.mp4", "--pan", "none", *args]) == 2
     assert "rtstyle: error:" in capsys.readouterr().err
+
+
+def test_eval_flicker_writes_json_and_plot(tiny_style, tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=5, size=(64, 48))
+    out, png = tmp_path / "f.json", tmp_path / "f.png"
+    args = ["eval", "flicker", "--style", str(tiny_style), "--clip", str(src), "--pan", "none", "--frames", "4",
+            "--side", "64", "--style-every", "0", "--backend", "torch", "--json", str(out), "--plot", str(png)]
+    assert main(args) == 0
+    import json
+    res = json.loads(out.read_text())["clips"]["in.mp4"]
+    assert res["frames"] == 4 and res["styles"]["tiny"]["stabilized"]["warping_error"] >= 0
+    assert png.stat().st_size > 1000
+    assert main(args) == 2  # no --overwrite

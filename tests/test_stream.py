@@ -221,7 +221,7 @@ def test_bad_inputs_are_one_line_errors(tiny_style, tmp_path, capsys):
         (["video", src, "-o", src], "is the input file"),
         (["video", src, "-o", tmp_path / "out.xyz"], "unknown container"),
         (["video", tmp_path / "in.mp4", "--strength", "2"], "strength"),
-        (["video", src, "-o", tmp_path / "o.mp4", "--codec", "nosuchcodec"], "not available"),
+        (["video", src, "-o", tmp_path / "o.mp4", "--codec", "nosuchcodec"], "not a video encoder"),
     ]
     (tmp_path / "notvideo.mp4").write_bytes(b"not a video at all")
     cases.append((["video", tmp_path / "notvideo.mp4"], "not a readable video"))

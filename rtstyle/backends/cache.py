@@ -5,23 +5,27 @@ never runs through a stale export.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from rtstyle.errors import say
 from rtstyle.outputs import write_atomic
 
 ENGINE_DIR_ENV = "RTSTYLE_ENGINE_DIR"
 CPU_CHOICE_FILE = "cpu-backend.json"
 
 
-def engine_dir() -> Path:
-    """Where exported ONNX files, engines and CPU measurements are cached.
+def configured_engine_dir() -> Path:
+    """Where exported ONNX files, engines and CPU measurements are meant to be cached.
 
     $RTSTYLE_ENGINE_DIR if set; else the checkout's ``engines/`` folder when rtstyle runs from a
     source tree (it is git-ignored); else, for an installed package, ~/.cache/rtstyle/engines.
@@ -32,6 +36,30 @@ def engine_dir() -> Path:
     if (checkout / "README.md").is_file() and os.access(checkout, os.W_OK):
         return checkout
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rtstyle" / "engines"
+
+
+_STAND_INS: dict[Path, Path] = {}
+
+
+def engine_dir() -> Path:
+    """The engine folder, made if needed; if it cannot be (read-only, a file in the way, no
+    permission), a temporary folder for this run, said once: a cache that cannot be written costs
+    an export, not the run."""
+    wanted = configured_engine_dir()
+    if wanted in _STAND_INS:
+        return _STAND_INS[wanted]
+    try:
+        wanted.mkdir(parents=True, exist_ok=True)
+        if os.access(wanted, os.W_OK | os.X_OK):
+            return wanted
+        why = "permission denied"
+    except OSError as e:
+        why = (e.strerror or str(e)).lower()
+    stand_in = _STAND_INS[wanted] = Path(tempfile.mkdtemp(prefix="rtstyle-engines-"))
+    atexit.register(shutil.rmtree, stand_in, ignore_errors=True)
+    say(f"warning: engine folder {wanted} cannot be written ({why}); caching in {stand_in} for this run only "
+        f"(set ${ENGINE_DIR_ENV} to a writable folder)")
+    return stand_in
 
 
 def model_hash(net: nn.Module, meta: dict) -> str:

@@ -27,11 +27,10 @@ from types import ModuleType
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from rtstyle.backends.cache import cached_stem, engine_dir, model_hash, slug, write_bytes
 from rtstyle.backends.onnx import cached_onnx
-from rtstyle.errors import RtstyleError, say
+from rtstyle.errors import RtstyleError, progress as progress_bar, say
 from rtstyle.nets import multiple_of
 
 WORKSPACE_MB = 4096  # a limit, not an allocation; batch 4 at 1088x1920 needs more than 2 GiB
@@ -174,7 +173,7 @@ def _progress_monitor(trt: ModuleType):
 
         def phase_start(self, phase_name, parent_phase, num_steps):
             if parent_phase is None:
-                self.bars[phase_name] = tqdm(total=num_steps, desc=phase_name, leave=False, file=sys.stderr)
+                self.bars[phase_name] = progress_bar(total=num_steps, desc=phase_name, leave=False)
 
         def step_complete(self, phase_name, step):
             bar = self.bars.get(phase_name)

@@ -112,6 +112,7 @@ def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
 
 def write_image(path: Path, size: tuple[int, int], channels: int = 3, depth: int = 8, exif_orientation: int | None = None) -> Path:
     """The test pattern as an image file (gray, RGB or RGBA; 8 or 16 bits), optionally with an EXIF orientation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     rgb = pattern(3, width, height)
     img = {1: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 3: cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
@@ -614,6 +615,163 @@ def img_video_named_png(d: Path, rng) -> Sample:
     """A video with an image's name: `stylize` refuses it (pointing to `rtstyle video`)."""
     path = make_clip(d / "clip.mp4", frames=3, size=(16, 16), audio=False)
     return Sample(path.rename(d / "clip.png"), "error")
+
+
+# ---------------------------------------------------------------- inputs that are not plain files, bombs
+
+@image
+def img_header_bomb(d: Path, rng) -> Sample:
+    """A small valid image whose header claims 20000-65535 pixels a side (a decompression bomb):
+    refused by its header, before any decoding."""
+    suffix = str(rng.choice([".png", ".jpg", ".bmp"]))
+    w, h = (int(v) for v in rng.integers(20000, 65536, 2))
+    data = bytearray(write_image(d / f"small{suffix}", (16, 12)).read_bytes())
+    (d / f"small{suffix}").unlink()
+    if suffix == ".png":
+        data[16:24] = w.to_bytes(4, "big") + h.to_bytes(4, "big")
+    elif suffix == ".bmp":
+        data[18:26] = w.to_bytes(4, "little") + h.to_bytes(4, "little")
+    else:
+        sof = next(i for i in range(2, len(data) - 9) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC2))
+        data[sof + 5:sof + 9] = h.to_bytes(2, "big") + w.to_bytes(2, "big")
+    (d / f"bomb{suffix}").write_bytes(bytes(data))
+    return Sample(d / f"bomb{suffix}", "error", f"claims {w}x{h}")
+
+
+def _fifo(d: Path, name: str) -> Sample:
+    os.mkfifo(d / name)  # nobody writes to it: opening it to read would hang, so it must be refused unopened
+    return Sample(d / name, "error", "a pipe")
+
+
+def _pattern(d: Path, name: str, rng) -> Sample:
+    for i in range(1, int(rng.integers(2, 4))):
+        write_image(d / (name % i), (16, 12))
+    return Sample(d / name, "error", "an image-sequence pattern whose files exist")
+
+
+@image
+def img_fifo(d: Path, rng) -> Sample:
+    return _fifo(d, "pipe.png")
+
+
+@video
+def fifo(d: Path, rng) -> Sample:
+    return _fifo(d, "pipe.mp4")
+
+
+@image
+def img_sequence_pattern(d: Path, rng) -> Sample:
+    return _pattern(d, str(rng.choice(["img%03d.png", "frame%d.jpg"])), rng)
+
+
+@video
+def sequence_pattern(d: Path, rng) -> Sample:
+    return _pattern(d, "img%03d.png", rng)
+
+
+# ---------------------------------------------------------------- paths, outputs and command lines
+
+def path_spellings(target: Path, d: Path, rng, urls: bool = False) -> list[str]:
+    """Ways to name the existing file ``target`` (in or below ``d``; the caller's working folder is
+    ``d``): relative, absolute, ``./``, ``x/../``, doubled slashes, a symlink, a symlinked folder,
+    a hard link and, with ``urls``, FFmpeg URLs (``file:`` absolute, relative, percent-escaped,
+    inside ``cache:``). Shuffled by ``rng``."""
+    rel = os.path.relpath(target, d)
+    (d / "sub").mkdir(exist_ok=True)
+    link, hard, folder_link = d / f"link{target.suffix}", d / f"hard{target.suffix}", d / "folder-link"
+    for alias, make in ((link, lambda: link.symlink_to(target)), (hard, lambda: os.link(target, hard)),
+                        (folder_link, lambda: folder_link.symlink_to(target.parent, target_is_directory=True))):
+        if not alias.exists():
+            make()
+    names = [rel, str(target), f"./{rel}", f"sub/../{rel}", str(target).replace("/", "//"), link.name, hard.name,
+             f"{folder_link.name}/{target.name}", str(link)]
+    if urls:
+        escaped = str(target).replace(target.name, "".join(f"%{b:02X}" if i == 0 else chr(b)
+                                                           for i, b in enumerate(target.name.encode())))
+        names += [f"file://{target}", f"file:{rel}", f"file:{target}", f"file://{escaped}", f"cache:file:{target}",
+                  f"file://{link}"]
+    return [str(n) for n in rng.permutation(names)]
+
+
+def collision_tree(d: Path, rng) -> tuple[list[Path], bool]:
+    """Image inputs for one ``-o FOLDER`` run and whether two distinct sources would share an output
+    name (then the run must be refused before writing anything): two folders holding the same
+    names (nested too), the same file twice, a file beside its own folder, names differing only
+    in case (distinct outputs on a case-sensitive filesystem), or no collision at all."""
+    kind = str(rng.choice(["same-names", "nested", "twice", "file-and-folder", "case", "distinct", "files"]))
+    a, b = d / "a", d / "b"
+    for folder in (a, b):
+        folder.mkdir()
+    size = lambda: (int(rng.integers(8, 24)), int(rng.integers(8, 24)))  # noqa: E731
+    if kind in ("same-names", "nested"):
+        sub = "x/y/" if kind == "nested" else ""
+        for folder in (a, b):
+            write_image(folder / f"{sub}p.png", size())
+            write_image(folder / f"only-{folder.name}.png", size())
+        return [a, b], True
+    if kind == "files":  # a/p.png b/p.png as files: one output name
+        return [write_image(a / "p.png", size()), write_image(b / "p.png", size())], True
+    first = write_image(a / "p.png", size())
+    if kind == "twice":
+        return [first, Path(os.path.relpath(first, d))], False
+    if kind == "file-and-folder":
+        write_image(a / "q.png", size())
+        return [a, first], False
+    if kind == "case":
+        return [first, write_image(b / "P.png", size())], False
+    return [first, write_image(b / "q.png", size())], False
+
+
+def folder_with_unreadable(d: Path, rng) -> Path:
+    """A folder of 2-5 good images and one that cannot be read (truncated, garbage, empty) at a
+    random place in the listing order."""
+    folder = d / "photos"
+    n = int(rng.integers(2, 6))
+    bad = int(rng.integers(0, n + 1))
+    for i in range(n + 1):
+        path = folder / f"{i:02d}.png"
+        if i == bad:
+            folder.mkdir(parents=True, exist_ok=True)
+            data = write_image(path, (16, 12)).read_bytes()
+            path.write_bytes([b"", data[:int(rng.integers(8, 60))], b"garbage" * 9][int(rng.integers(0, 3))])
+        else:
+            write_image(path, (int(rng.integers(8, 24)), int(rng.integers(8, 24))))
+    return folder
+
+
+# Command lines that must end in one error line (exit 2), never a traceback, whatever the rest:
+# each is (arguments with {image}, {clip}, {dir}, {style}, {sr} to fill in, a fragment of the message).
+BAD_INVOCATIONS = [
+    (["stylize", "{image}", "--style", "{style}", "--device", "cuda"], "cuda"),
+    (["stylize", "{image}", "--style", "{style}", "--device", "cuda:7"], "cuda"),
+    (["stylize", "{image}", "--style", "{style}", "--device", "foo"], "unknown device"),
+    (["video", "{clip}", "--style", "{style}", "--device", "mps"], "mps"),
+    (["upscale", "{image}", "--model", "{sr}", "--device", "gpu0"], "unknown device"),
+    (["train", "style", "{image}", "--data", "{dir}", "--name", "t", "--batch-size", "0", "--out", "{dir}/t.safetensors"],
+     "--batch-size"),
+    (["train", "sr", "--data", "{dir}", "--iterations", "0", "--out", "{dir}/t.safetensors"], "--iterations"),
+    (["train", "style", "{image}", "--data", "{dir}", "--name", "t", "--out", "{dir}"], "is a directory"),
+    (["train", "style", "{image}", "--data", "{dir}", "--name", "t", "--out", "{image}"], "image"),
+    (["train", "style", "{image}", "--data", "{dir}", "--name", "t", "--out", "{style}"], "exists"),
+    (["train", "style", "{image}", "--data", "{dir}", "--name", "t", "--device", "cuda", "--out", "{dir}/t.safetensors"],
+     "cuda"),
+    (["video", "{clip}", "--style", "{style}", "--codec", "aac"], "audio encoder"),
+    (["video", "{clip}", "--style", "{style}", "--codec", "nope"], "encoder"),
+    (["video", "{clip}", "--style", "{style}", "--crf", "99"], "--crf"),
+    (["video", "{clip}", "-o", "{dir}/o.webm", "--style", "{style}", "--crf", "64"], "--crf"),
+    (["upscale", "{clip}", "--model", "{sr}", "--crf", "-3"], "--crf"),
+    (["video", "{clip}", "--style", "{style}", "--bogus"], "--bogus"),
+    (["video", "--style", "{style}"], "Missing argument"),
+    (["video", "{clip}", "--style", "{style}", "--batch", "two"], "--batch"),
+    (["stylize", "{image}"], "--style"),
+    (["nosuchcommand"], "nosuchcommand"),
+    (["export", "--style", "{style}", "--format", "onnx", "-o", "{style}", "--overwrite"], "is the input"),
+    (["eval", "sr", "--set", "{dir}", "--json", "{image}", "--overwrite"], "is the input"),
+    (["gatys", "{image}", "--style-image", "{image}", "-o", "{image}", "--overwrite"], "is the input"),
+    (["bench", "--quick", "--clip", "{clip}", "--json", "{clip}"], "is the input"),
+    (["cam", "--source", "file:{clip}", "--record", "{clip}", "--overwrite", "--no-window", "--style", "{style}"],
+     "is the input"),
+]
 
 
 # ---------------------------------------------------------------- model files
