@@ -13,6 +13,12 @@ from rtstyle.nets import build_net
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+VGG_HELP = ("get torchvision's ImageNet VGG-16 (https://download.pytorch.org/models/vgg16-397923af.pth) "
+            "and point RTSTYLE_VGG16 at it")
+DATA_HELP = ("shared data not found: set RTSTYLE_SHARED to a folder holding data/ (a few public photos in "
+             "data/train, e.g. BSD100 or Set14, and clips in data/video) and assets/vgg16/; " + VGG_HELP)
+
+
 def _shared_root() -> Path | None:
     env = os.environ.get("RTSTYLE_SHARED")
     candidates = [Path(env)] if env else []
@@ -25,7 +31,7 @@ def shared() -> Path:
     """The shared data folder (VGG weights, images, clips); tests needing it skip without it."""
     root = _shared_root()
     if root is None:
-        pytest.skip("shared data not found: set RTSTYLE_SHARED to the folder holding data/ and assets/")
+        pytest.skip(DATA_HELP)
     return root
 
 
@@ -33,7 +39,7 @@ def shared() -> Path:
 def vgg_weights(shared: Path) -> Path:
     path = Path(os.environ.get("RTSTYLE_VGG16") or shared / "assets" / "vgg16" / "vgg16_features.pth")
     if not path.is_file():
-        pytest.skip(f"VGG-16 weights not found at {path}")
+        pytest.skip(f"VGG-16 weights not found at {path}: {VGG_HELP}")
     return path
 
 

@@ -26,7 +26,7 @@ from rtstyle.errors import RtstyleError
 from rtstyle.imageio import read_image, to_tensor
 
 TRT = E.import_tensorrt()
-needs_trt = pytest.mark.skipif(TRT is None, reason="no TensorRT or TensorRT-RTX module (make tensorrt-rtx installs one)")
+needs_trt = pytest.mark.skipif(TRT is None, reason="no TensorRT or TensorRT-RTX module (pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings, or make tensorrt-rtx)")
 SMALL = {"opt": "64x64", "max": "128x128"}
 
 

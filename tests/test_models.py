@@ -1,6 +1,8 @@
 """Multi-style files: each style found by its name, blends of styles, and the plain net they bake into."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -90,3 +92,14 @@ def test_stylize_with_a_blend_and_export_it_to_onnx(zoo, shared, tmp_path, capsy
     y = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     with torch.no_grad():
         assert np.abs(y - zoo(x, one_hot(2, 3)).numpy()).max() < 1e-3
+
+
+def test_shipped_cards_name_no_machine_paths():
+    """A shipped card (JSON and the safetensors header) names its inputs, not where they lay."""
+    from safetensors import safe_open
+
+    for card in sorted(models.SHIPPED_DIR.glob("*.json")):
+        with safe_open(str(card.with_suffix(".safetensors")), "pt") as f:
+            header = json.dumps(f.metadata())
+        for text in (card.read_text(), header):
+            assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, card.name

@@ -577,7 +577,7 @@ def test_damaged_engine_sidecars_mean_rebuild(tmp_path):
     TALLY["error"] += len(cases) + 3
 
 
-@pytest.mark.skipif(E.import_tensorrt() is None, reason="no TensorRT or TensorRT-RTX module (make tensorrt-rtx installs one)")
+@pytest.mark.skipif(E.import_tensorrt() is None, reason="no TensorRT or TensorRT-RTX module (pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings, or make tensorrt-rtx)")
 def test_corrupt_engine_with_garbage_sidecar_is_rebuilt(tiny_style, capfd):
     """With TensorRT-RTX (builds on the CPU): a truncated engine whose sidecar is garbage is rebuilt."""
     from rtstyle.checkpoint import load_model

@@ -64,7 +64,7 @@ def gpu_name(trt: ModuleType) -> str:
     if is_rtx(trt):
         return "portable"
     raise RtstyleError("building a TensorRT engine needs a CUDA GPU (TensorRT-RTX can build one without: "
-                       "make tensorrt-rtx)")
+                       "pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings)")
 
 
 def _parse_hw(text: str) -> tuple[int, int]:
@@ -143,7 +143,7 @@ def ensure_engine(net: nn.Module, meta: dict, precision: str = "fp16", prof: dic
     trt = trt or import_tensorrt()
     if trt is None:
         raise RtstyleError("TensorRT is not installed: pip install tensorrt (datacenter GPUs) or "
-                           "`make tensorrt-rtx` (RTX GPUs)")
+                           "pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings (RTX GPUs)")
     prof = prof or profile(meta)
     path = engine_path(trt, net, meta, precision)
     expected = {"model_hash": model_hash(net, meta), "precision": precision, "gpu": gpu_name(trt),
@@ -234,7 +234,7 @@ class TensorRTBackend:
         self.trt = import_tensorrt()
         if self.trt is None:
             raise RtstyleError("TensorRT is not installed: pip install tensorrt (datacenter GPUs) or "
-                               "`make tensorrt-rtx` (RTX GPUs)")
+                               "pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings (RTX GPUs)")
         if device.type != "cuda" or not torch.cuda.is_available():
             raise RtstyleError("the tensorrt backend needs a CUDA GPU (no CUDA device here)")
         self.net, self.meta, self.precision = net, meta, precision
