@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,12 @@ from rtstyle.nets import build_net
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+
+# A test run started in the background or under nohup inherits ignored SIGINT/SIGHUP, which rtstyle
+# rightly keeps ignored; the signal tests need them live, in this process and in its children.
+for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else signal.SIG_DFL)
 
 VGG_HELP = ("get torchvision's ImageNet VGG-16 (https://download.pytorch.org/models/vgg16-397923af.pth) "
             "and point RTSTYLE_VGG16 at it")

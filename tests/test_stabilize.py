@@ -142,7 +142,7 @@ def test_eval_flicker_writes_json_and_plot(tiny_style, tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=5, size=(64, 48))
     out, png = tmp_path / "f.json", tmp_path / "f.png"
     args = ["eval", "flicker", "--style", str(tiny_style), "--clip", str(src), "--pan", "none", "--frames", "4",
-            "--side", "64", "--style-every", "0", "--backend", "torch", "--json", str(out), "--plot", str(png)]
+            "--side", "64", "--style-every", "0", "--backend", "torch", "-o", str(out), "--plot", str(png)]
     assert main(args) == 0
     import json
     res = json.loads(out.read_text())["clips"]["in.mp4"]
