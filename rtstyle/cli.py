@@ -58,6 +58,11 @@ STYLE_HELP = "Style model: an installed name (see `rtstyle styles`) or a model f
 QUIET = typer.Option(False, "-q", "--quiet", help="Print only warnings and errors.")
 NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bars (never shown when stderr is not a terminal).")
 OVERWRITE = typer.Option(False, "--overwrite", help=OVERWRITE_HELP)
+MODEL_OUTPUT = typer.Option(None, "-o", "--output", "--out",
+                            help="Model file to write. Default: NAME.safetensors in the user model folder.")
+RESUME = typer.Option(False, help="Continue from the last saved training state (NAME.state.pt beside the output); "
+                                  "replaces the output.")
+CHECKPOINT_EVERY = typer.Option(1000, help="Save the training state every N steps.")
 JSON = typer.Option(False, "--json", help=JSON_HELP)
 
 
@@ -135,11 +140,10 @@ def train_style(
     style_weight: Optional[float] = typer.Option(None, help="Weight of the Gram style loss, relu1_2..relu4_3. Default: 1."),
     tv_weight: Optional[float] = typer.Option(None, help="Weight of the total variation regulariser. Default: 1."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", "--out",
-                                         help="Model file to write. Default: NAME.safetensors in the user model folder."),
+    output: Optional[str] = MODEL_OUTPUT,
     overwrite: bool = OVERWRITE,
-    resume: bool = typer.Option(False, help="Continue from the last saved training state (NAME.state.pt beside the output); replaces the output."),
-    checkpoint_every: int = typer.Option(1000, help="Save the training state every N steps."),
+    resume: bool = RESUME,
+    checkpoint_every: int = CHECKPOINT_EVERY,
     norm: Literal["instance", "batch"] = typer.Option("instance", help="Normalisation: instance (Ulyanov et al.) or batch (the paper's)."),
     upsample: Literal["resize", "deconv"] = typer.Option("resize", help="Upsampling: resize (nearest + conv, no checkerboard) or deconv (the paper's)."),
     width: float = typer.Option(1.0, help="Channel width multiplier: 1.0 is the paper's net, 0.5 runs about 3x faster."),
@@ -190,11 +194,10 @@ def train_sr(
     patch_size: int = typer.Option(288, help="High-resolution patch size (the paper's 288)."),
     tv_weight: float = typer.Option(0.0, help="Weight of the total variation regulariser."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", "--out",
-                                         help="Model file to write. Default: NAME.safetensors in the user model folder."),
+    output: Optional[str] = MODEL_OUTPUT,
     overwrite: bool = OVERWRITE,
-    resume: bool = typer.Option(False, help="Continue from the last saved training state (NAME.state.pt beside the output); replaces the output."),
-    checkpoint_every: int = typer.Option(1000, help="Save the training state every N steps."),
+    resume: bool = RESUME,
+    checkpoint_every: int = CHECKPOINT_EVERY,
     width: float = typer.Option(1.0, help="Channel width multiplier (1.0 is the paper's net)."),
     vgg_weights: Optional[str] = typer.Option(None, help=VGG_HELP),
     seed: int = typer.Option(0, help="Random seed (initial weights, patches)."),
