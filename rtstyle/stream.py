@@ -356,6 +356,8 @@ def _add_audio_streams(inp, writer: VideoWriter) -> dict:
     streams = {}
     allowed = {"mp4": MP4_AUDIO, "mov": MOV_AUDIO}.get(out.format.name)
     for s in inp.streams.audio:
+        if not _decodable(s):
+            continue
         name = s.codec_context.codec.canonical_name
         if name in out.supported_codecs and (allowed is None or name in allowed):
             streams[s.index] = (out.add_stream_from_template(s), True)
@@ -367,6 +369,18 @@ def _add_audio_streams(inp, writer: VideoWriter) -> dict:
             writer.add_encoder(ostream)
             streams[s.index] = (ostream, False)
     return streams
+
+
+def _decodable(stream) -> bool:
+    """Whether an audio track's decoder opens: one whose header is damaged (its codec setup, Vorbis's
+    say) would be copied into a track no player opens. It is dropped with a warning."""
+    try:
+        stream.codec_context.open()
+        return True
+    except av.error.FFmpegError as e:
+        print(f"rtstyle: warning: dropping audio track {stream.index}: it cannot be decoded ({e.strerror or e})",
+              file=sys.stderr)
+        return False
 
 
 def _encode(writer: VideoWriter, pipe: _Pipeline, total: int | None, progress: bool, interrupt: Interruption) -> None:

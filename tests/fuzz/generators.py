@@ -173,8 +173,10 @@ def write_layout(path: Path, layout: list[str], frames: int = 6, fps: int = 12, 
     ``sar``: the sample aspect ratio (anamorphic video)."""
     width, height = size
     seconds = frames / fps
-    with av.open(str(path), "w", format=fmt) as out:
-        streams = {}
+    srt = path.with_name("subtitles.srt")  # a subtitle stream is copied from it (encoders need an ASS header)
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,200\nhello\n")
+    with av.open(str(path), "w", format=fmt) as out, av.open(str(srt)) as subtitles:
+        streams = []
         for kind in layout:
             if kind in ("video", "video2"):
                 s = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
@@ -190,9 +192,9 @@ def write_layout(path: Path, layout: list[str], frames: int = 6, fps: int = 12, 
                 s.width, s.height, s.pix_fmt = 16, 16, "yuvj420p"
                 s.disposition = av.stream.Disposition.attached_pic
             else:
-                s = out.add_stream("subrip")
-            streams[kind] = s
-        for kind, s in streams.items():
+                s = out.add_stream_from_template(subtitles.streams[0])
+            streams.append((kind, s))
+        for kind, s in streams:
             if kind == "cover":
                 frame = av.VideoFrame.from_ndarray(pattern(0, 16, 16), format="rgb24").reformat(format="yuvj420p")
                 frame.pts = 0
@@ -206,9 +208,11 @@ def write_layout(path: Path, layout: list[str], frames: int = 6, fps: int = 12, 
             elif kind == "audio":
                 _tone(out, s, seconds, 440, start)
             else:
-                packet = av.Packet(b"1\n00:00:00,000 --> 00:00:00,200\nhello\n")
-                packet.stream, packet.time_base, packet.pts, packet.dts, packet.duration = s, Fraction(1, 1000), 0, 0, 200
-                out.mux(packet)
+                for packet in subtitles.demux():
+                    if packet.size:
+                        packet.stream = s
+                        out.mux(packet)
+    srt.unlink()
     return path
 
 
