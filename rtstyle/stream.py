@@ -378,8 +378,7 @@ def _decodable(stream) -> bool:
         stream.codec_context.open()
         return True
     except av.error.FFmpegError as e:
-        print(f"rtstyle: warning: dropping audio track {stream.index}: it cannot be decoded ({e.strerror or e})",
-              file=sys.stderr)
+        warn(f"dropping audio track {stream.index}: it cannot be decoded ({e.strerror or e})")
         return False
 
 
