@@ -75,10 +75,12 @@ SR_X4_PIXEL_ITERS ?= 600
 SR_FEAT_ITERS ?= 100
 SR_COMMON = --data $(SHARED)/data/train --patch-size 96 --residual --norm none --taper --lr-decay cosine \
   --workers 1 --checkpoint-every 25 --resume
+# tcmalloc where installed: 1.25x faster CPU training steps measured (README "Training")
+TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4))
 models: venv
 	mkdir -p runs
 	test -f runs/zoo.state.pt || cp benchmarks/results/retrain/zoo.state.pt runs/zoo.state.pt
-	$(BIN)/rtstyle train style $(foreach s,$(STYLES),$(SHARED)/data/styles/$(s).jpg) --data $(SHARED)/data/train \
+	$(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)) $(BIN)/rtstyle train style $(foreach s,$(STYLES),$(SHARED)/data/styles/$(s).jpg) --data $(SHARED)/data/train \
 	  --name zoo --iterations $(ITERS) --batch-size 4 --image-size $(SIZE) --style-size $$(( $(SIZE) * 2 )) \
 	  --width 0.25 --edge-kernel 5 --balanced --style-weight 80 --temporal 500 --lr 2e-3 \
 	  --workers 1 --checkpoint-every 50 --out runs/zoo.safetensors --resume

@@ -28,8 +28,13 @@ Image = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL.Image.Image
 
 
 @functools.lru_cache(maxsize=8)
-def _open(model: str, kind: str, backend: str, device: str | None, precision: str) -> Model:
-    return open_model(model, kind, backend, device, precision)
+def _open(model: str, kind: str, backend: str, device: str | None, precision: str, frames: int | None) -> Model:
+    return open_model(model, kind, backend, device, precision, frames)
+
+
+def _frames(image: Image) -> int:
+    """How many frames one call processes: N for an NxHxWx3 array, else 1."""
+    return image.shape[0] if isinstance(image, np.ndarray) and image.ndim == 4 else 1
 
 
 def _to_array(image: Image) -> tuple[np.ndarray, str]:
@@ -73,17 +78,20 @@ class Stylizer:
     ``Stylizer("candy")(frame)`` returns the stylized frame: an HxWx3 (or NxHxWx3) uint8 RGB array
     for an array, a PIL image for a PIL image, the written file's path for a path.
     ``backend``: auto, torch, onnxruntime, compile or tensorrt; ``device``: cpu, cuda, ...
+    ``frames``: how many frames it will see, if known; with a few, ``auto`` on a CPU skips the
+    one-off ONNX export and backend probe (eager PyTorch, unless a faster backend is built already).
     """
 
     kind = "style"
 
     def __init__(self, style: str = "candy", *, backend: str = "auto", device: str | None = None,
                  precision: str = "fp32", strength: float = 1.0, preserve_color: bool = False,
-                 max_side: int | None = None, tile: int | None = None, verbose: bool = False):
+                 max_side: int | None = None, tile: int | None = None, frames: int | None = None,
+                 verbose: bool = False):
         self.options = Options(max_side=max_side, strength=strength, preserve_color=preserve_color, tile=tile)
         self.verbose = verbose
         with verbosity(silent=not verbose, progress=False):
-            self.model = _open(str(style), self.kind, backend, device, precision)
+            self.model = _open(str(style), self.kind, backend, device, precision, frames)
 
     @property
     def backend(self) -> str:
@@ -117,15 +125,15 @@ def stylize(image: Image, style: str = "candy", *, output: str | os.PathLike | N
 
     A path writes ``STEM.STYLE.EXT`` beside it (or ``output``) and returns that path."""
     return Stylizer(style, backend=backend, device=device, strength=strength, preserve_color=preserve_color,
-                    max_side=max_side, verbose=verbose)(image, output, overwrite)
+                    max_side=max_side, frames=_frames(image), verbose=verbose)(image, output, overwrite)
 
 
 def upscale(image: Image, scale: int = 4, *, model: str | None = None, output: str | os.PathLike | None = None,
             overwrite: bool = False, tile: int | None = None, backend: str = "auto", device: str | None = None,
             verbose: bool = False) -> Image:
     """``image`` super-resolved ``scale`` (4 or 8) times; ``tile`` bounds the memory of large images."""
-    return Upscaler(scale, model=model, backend=backend, device=device, tile=tile, verbose=verbose)(
-        image, output, overwrite)
+    return Upscaler(scale, model=model, backend=backend, device=device, tile=tile, frames=_frames(image),
+                    verbose=verbose)(image, output, overwrite)
 
 
 def video(src: str | os.PathLike, dst: str | os.PathLike | None = None, *, style: str = "candy",

@@ -172,10 +172,11 @@ class Model:
 
 
 def open_model(name_or_path: str, kind: str | None = "style", backend: str | None = "auto",
-               device: str | torch.device | None = None, precision: str = "fp32") -> Model:
+               device: str | torch.device | None = None, precision: str = "fp32", frames: int | None = None) -> Model:
     """Resolve, load and check a model, and wrap it in ``backend`` (``None``: no backend, the net only).
 
-    ``kind`` is the kind the caller needs ("style", "sr"), or None for either."""
+    ``kind`` is the kind the caller needs ("style", "sr"), or None for either; ``frames``, how many
+    frames the job will run if known (``auto`` skips the export and probe for a few)."""
     path = resolve(name_or_path, kind or "style")
     net, meta = load_model(path)
     if kind is not None and meta["arch"]["kind"] != kind:
@@ -183,7 +184,7 @@ def open_model(name_or_path: str, kind: str | None = "style", backend: str | Non
     if meta["arch"].get("styles"):
         net, meta = select_style(net, meta, name_or_path, path)
     meta.setdefault("name", path.stem)
-    runner = load_backend(net, meta, backend, device, precision) if backend else None
+    runner = load_backend(net, meta, backend, device, precision, frames) if backend else None
     return Model.wrap(runner, meta, net, path)
 
 

@@ -105,8 +105,9 @@ def images_command(inputs: list[str], output: str | None, model: str, kind: str 
             raise RtstyleError(f"{p} is a video: use `rtstyle video` (or `rtstyle upscale` for SR)")
     out = Path(output) if output else None
     label = model_label(model, resolve(model, kind))
-    check_outputs(image_jobs(paths, out, label), overwrite)  # before loading anything
-    opened = open_model(model, kind, backend, device, precision)
+    jobs = image_jobs(paths, out, label)
+    check_outputs(jobs, overwrite)  # before loading anything
+    opened = open_model(model, kind, backend, device, precision, frames=len(jobs))
     t0 = time.perf_counter()
     written = run_images(paths, out, opened, options or Options(), overwrite, name=label)
     say(f"wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""))
@@ -132,7 +133,7 @@ def _stdio_image(inputs: list[str], output: str | None, model: str, kind: str, b
         check_output([] if src == "-" else [Path(src)], dest, overwrite)
         if dest.suffix.lower() not in IMAGE_EXTS:
             raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
-    opened = open_model(model, kind, backend, device, precision)
+    opened = open_model(model, kind, backend, device, precision, frames=1)
     t0 = time.perf_counter()
     result = process(opened, rgb[None], options)[0]
     if dest is None:

@@ -87,6 +87,33 @@ def test_auto_on_cpu_measures_once_then_remembers(tiny, engines, capsys):
         assert chosen.name == fast and f"backend auto: {fast} (faster on this CPU when measured" in capsys.readouterr().err
 
 
+def test_auto_for_a_few_frames_neither_exports_nor_probes(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(cache.ENGINE_DIR_ENV, str(tmp_path))
+    net, meta = tiny
+    chosen = B.load_backend(net, meta, "auto", "cpu", frames=1)
+    assert chosen.name == "torch" and "1 frame: an ONNX export and a backend probe" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.onnx")) and not (tmp_path / B.CPU_CHOICE_FILE).exists()
+
+    # ONNX Runtime measured faster but not built for this model: still no export for 3 frames.
+    (tmp_path / B.CPU_CHOICE_FILE).write_text(json.dumps({B._cpu_key(meta): {"onnxruntime": 1.0, "torch": 9.0}}))
+    assert B.load_backend(net, meta, "auto", "cpu", frames=3).name == "torch"
+    assert not list(tmp_path.glob("*.onnx"))
+
+    # Once built (by a video, or `rtstyle export`), the measured faster one is used.
+    onnx_export.cached_onnx(net, meta)
+    capsys.readouterr()
+    assert B.load_backend(net, meta, "auto", "cpu", frames=1).name == "onnxruntime"
+    assert "fastest of the built backends when measured" in capsys.readouterr().err
+    # Many frames (or unknown): the full choice, as before.
+    assert B.load_backend(net, meta, "auto", "cpu", frames=B.QUICK_FRAMES + 1).name == "onnxruntime"
+
+
+def test_sr_probe_measures_at_the_output_size():
+    assert B._probe_input({"arch": {"kind": "sr", "scale": 4}}) == B.PROBE_SIZE // 4
+    assert B._probe_input({"arch": {"kind": "sr", "scale": 8}}) == B.PROBE_SIZE // 8
+    assert B._probe_input({"arch": {"kind": "style"}}) == B.PROBE_SIZE
+
+
 def test_auto_falls_back_to_eager_when_onnx_fails(tiny, monkeypatch, capsys):
     import rtstyle.backends.onnxrt as onnxrt
 

@@ -30,6 +30,17 @@ def _style_setup(shared, vgg_weights, size=64):
     return loss_fn, data
 
 
+def test_bf16_autocast_on_a_cpu_only_with_amx(tmp_path, monkeypatch):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert not train.cpu_has_amx(str(info))  # AVX512-BF16 alone: bf16 measured slower than fp32
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512_bf16 amx_bf16 amx_tile\n")
+    assert train.cpu_has_amx(str(info))
+    assert not train.cpu_has_amx(str(tmp_path / "missing"))
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
+    assert train.autocast_dtype(torch.device("cpu")) is None
+
+
 def test_short_training_lowers_the_loss_on_real_photos(shared, vgg_weights, tmp_path):
     loss_fn, data = _style_setup(shared, vgg_weights)
     fixed = torch.stack([data[i] for i in range(4)])

@@ -11,7 +11,9 @@ themselves.
 - ``auto``: TensorRT when it is importable and CUDA is present, else ``compile`` on CUDA, else
   whichever of ``onnxruntime`` (FP32, or INT8 with precision ``auto`` once built and checked) and
   ``torch`` measured faster on this CPU (measured once per architecture and machine, remembered in
-  the engine folder). It says what it chose, and why, on stderr.
+  the engine folder). A job of a few frames (``frames`` <= ``QUICK_FRAMES``: one photo, a contact
+  sheet) does not pay for an ONNX export or a probe: it takes eager PyTorch unless a faster
+  backend was measured before and its files are already built. It says what it chose, and why, on stderr.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ from rtstyle.errors import RtstyleError, say
 
 BACKENDS = ("auto", "tensorrt", "compile", "onnxruntime", "torch")
 PRECISIONS = ("auto", "fp32", "fp16", "int8")  # auto: fp32, or int8 where --backend auto finds it faster
-PROBE_SIZE = 256  # square input the CPU choice is measured at
+PROBE_SIZE = 256  # square output the CPU choice is measured at (SR nets: input PROBE_SIZE / scale)
+QUICK_FRAMES = 8  # up to this many frames, a one-off export (15-20 s) costs more than ONNX Runtime saves
 
 
 class Backend(Protocol):
@@ -78,15 +81,16 @@ def resolve_device(spec: str | torch.device | None) -> torch.device:
 
 
 def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str | torch.device | None = None,
-                 precision: str = "fp32") -> Backend:
-    """Wrap ``net`` (with its metadata) in the requested backend; ``auto`` picks the fastest available."""
+                 precision: str = "fp32", frames: int | None = None) -> Backend:
+    """Wrap ``net`` (with its metadata) in the requested backend; ``auto`` picks the fastest available
+    for a job of ``frames`` frames (None: many, or not known)."""
     device = resolve_device(device)
     if precision not in PRECISIONS:
         raise RtstyleError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if backend not in BACKENDS:
         raise RtstyleError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
-        return _auto(net, meta, device, precision)
+        return _auto(net, meta, device, precision, frames)
     precision = "fp32" if precision == "auto" else precision
     if precision == "int8" and backend != "onnxruntime":
         raise RtstyleError("int8 runs through ONNX Runtime on the CPU: use --backend onnxruntime (or auto)")
@@ -99,7 +103,7 @@ def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str 
     return TensorRTBackend(net, meta, device, precision)
 
 
-def _auto(net: nn.Module, meta: dict, device: torch.device, precision: str) -> Backend:
+def _auto(net: nn.Module, meta: dict, device: torch.device, precision: str, frames: int | None) -> Backend:
     if device.type != "cpu":
         precision = "fp32" if precision == "auto" else precision
         if precision == "int8":
@@ -111,7 +115,31 @@ def _auto(net: nn.Module, meta: dict, device: torch.device, precision: str) -> B
         return load_backend(net, meta, choice, device, precision)
     if device.type != "cpu":
         return load_backend(net, meta, "torch", device, precision)
+    if frames is not None and frames <= QUICK_FRAMES and precision != "int8":
+        return _quick_cpu(net, meta, device, precision, frames)
     return _fastest_cpu(net, meta, device, precision)
+
+
+def _quick_cpu(net: nn.Module, meta: dict, device: torch.device, precision: str, frames: int) -> Backend:
+    """A job of a few frames: the fastest CPU backend measured before among those already built
+    (no export), else eager PyTorch."""
+    if precision == "fp16":
+        raise RtstyleError("fp16 needs a CUDA device; use --precision fp32 or int8 on the CPU")
+    from rtstyle.backends.onnx import is_built
+
+    candidates = {"torch": lambda: TorchBackend(net, device, "fp32")}
+    if is_built(net, meta):
+        candidates["onnxruntime"] = lambda: onnxrt.OnnxRuntimeBackend(net, meta, device)
+    if precision == "auto" and not _int8_note(net, meta):
+        candidates["onnxruntime-int8"] = lambda: onnxrt.OnnxRuntimeBackend(net, meta, device, "int8")
+    ms = cpu_choice(read_cpu_choices(), _cpu_key(meta), set(candidates))
+    if ms and len(ms) > 1:
+        choice = min(ms, key=ms.get)
+        say(f"backend auto: {_label(choice)} (fastest of the built backends when measured on this CPU: {_fmt(ms)})")
+        return candidates[choice]()
+    say(f"backend auto: torch ({frames} frame{'s' if frames > 1 else ''}: an ONNX export and a backend probe "
+        "would cost more than they save)")
+    return candidates["torch"]()
 
 
 def _cpu_key(meta: dict) -> str:
@@ -179,7 +207,7 @@ def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: st
         name, backend = loaded.popitem()
         say(f"backend auto: {_label(name)} (the only one available)")
         return backend
-    ms = measure_cpu(loaded)
+    ms = measure_cpu(loaded, _probe_input(meta))
     known[key] = ms
     remembered = remember_cpu_choices(known)
     choice = min(ms, key=ms.get)
@@ -199,9 +227,16 @@ def _int8_note(net: nn.Module, meta: dict) -> str:
     return ""
 
 
+def _probe_input(meta: dict) -> int:
+    """The probe's input side: PROBE_SIZE output pixels a side (an x4 SR net fed 256 px would spend
+    seconds per probe run, a minute in all, before the first frame)."""
+    arch = meta["arch"]
+    return max(PROBE_SIZE // (arch.get("scale", 1) if arch.get("kind") == "sr" else 1), 16)
+
+
 def _label(name: str) -> str:
     return name.replace("-int8", " int8")
 
 
 def _fmt(ms: dict[str, float]) -> str:
-    return ", ".join(f"{name} {v:.0f} ms" for name, v in ms.items()) + f" per {PROBE_SIZE}x{PROBE_SIZE} frame"
+    return ", ".join(f"{name} {v:.0f} ms" for name, v in ms.items()) + f" per {PROBE_SIZE}x{PROBE_SIZE} output frame"

@@ -109,6 +109,8 @@ def cached_onnx(net: nn.Module, meta: dict, precision: str = "fp32") -> Path:
 def _parses(path: Path) -> bool:
     """Whether a cached ONNX file exists and holds a graph: a damaged one (truncated, emptied) is
     exported again instead of failing every run. Parsing costs milliseconds."""
+    if not path.is_file():
+        return False  # without importing onnx (0.6 s)
     import onnx
 
     try:
@@ -231,6 +233,11 @@ def to_int8(fp32: Path, dest: Path, photos: list[Path]) -> Path:
     report = {"psnr_db_vs_fp32": psnr, "photos": len(psnrs), "calibration": str(photos[0].parent)}
     write_bytes(dest.with_suffix(".json"), json.dumps(report, indent=1).encode())
     return dest
+
+
+def is_built(net: nn.Module, meta: dict) -> bool:
+    """Whether the model's FP32 ONNX file is cached already (no export needed)."""
+    return _parses(engine_dir() / f"{cached_stem(net, meta)}-fp32.onnx")
 
 
 def int8_path(net: nn.Module, meta: dict) -> Path:
