@@ -13,10 +13,15 @@ endif
 
 .PHONY: venv demo test fuzz bench tensorrt-rtx clean models gpu-kit gpu-kit-smoke
 
-$(VENV)/.installed: pyproject.toml
+# Run-time packages only (what `make demo` needs). --no-compile: pip's bytecode pass over torch
+# costs ~30 s here, Python compiles the few modules a run imports on first use (~6 s once).
+$(VENV)/.runtime: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q --no-compile "$(TORCH)"
+	$(BIN)/pip install -q --no-compile -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
@@ -31,7 +36,7 @@ $(VENV)/.tensorrt-rtx: $(VENV)/.installed
 
 tensorrt-rtx: $(VENV)/.tensorrt-rtx
 
-demo: venv
+demo: $(VENV)/.runtime
 	$(BIN)/rtstyle demo --out out/demo
 
 test: venv tensorrt-rtx

@@ -18,6 +18,7 @@ themselves.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -37,7 +38,7 @@ from rtstyle.errors import RtstyleError, say
 BACKENDS = ("auto", "tensorrt", "compile", "onnxruntime", "torch")
 PRECISIONS = ("auto", "fp32", "fp16", "int8")  # auto: fp32, or int8 where --backend auto finds it faster
 PROBE_SIZE = 256  # square output the CPU choice is measured at (SR nets: input PROBE_SIZE / scale)
-QUICK_FRAMES = 8  # up to this many frames, a one-off export (15-20 s) costs more than ONNX Runtime saves
+QUICK_FRAMES = 8  # up to this many (megapixel) frames, a one-off export (15-20 s) costs more than it saves
 
 
 class Backend(Protocol):
@@ -83,7 +84,8 @@ def resolve_device(spec: str | torch.device | None) -> torch.device:
 def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str | torch.device | None = None,
                  precision: str = "fp32", frames: int | None = None) -> Backend:
     """Wrap ``net`` (with its metadata) in the requested backend; ``auto`` picks the fastest available
-    for a job of ``frames`` frames (None: many, or not known)."""
+    for a job of ``frames`` frames of up to a megapixel (``megapixel_frames`` for smaller ones;
+    None: many, or not known)."""
     device = resolve_device(device)
     if precision not in PRECISIONS:
         raise RtstyleError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
@@ -101,6 +103,16 @@ def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str 
     if backend == "compile":
         return CompiledBackend(net, device, precision)
     return TensorRTBackend(net, meta, device, precision)
+
+
+def megapixel_frames(frames: int, width: int, height: int) -> int:
+    """``frames`` frames of width x height counted as 1-megapixel frames (at least 1): what
+    ``load_backend``'s ``frames`` counts for a short clip.
+
+    >>> megapixel_frames(96, 384, 216), megapixel_frames(1, 4000, 3000)
+    (8, 12)
+    """
+    return max(1, math.ceil(frames * width * height / 1e6))
 
 
 def _auto(net: nn.Module, meta: dict, device: torch.device, precision: str, frames: int | None) -> Backend:
