@@ -87,7 +87,7 @@ models: venv
 	test -f runs/zoo.state.pt || cp benchmarks/results/retrain/zoo.state.pt runs/zoo.state.pt
 	$(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)) $(BIN)/rtstyle train style $(foreach s,$(STYLES),$(SHARED)/data/styles/$(s).jpg) --data $(SHARED)/data/train \
 	  --name zoo --iterations $(ITERS) --batch-size 4 --image-size $(SIZE) --style-size $$(( $(SIZE) * 2 )) \
-	  --width 0.25 --edge-kernel 5 --balanced --style-weight 80 --temporal 500 --lr 2e-3 \
+	  --width 0.25 --edge-kernel 5 --balanced --style-weight 30 --temporal 500 --lr 2e-3 \
 	  --workers 1 --checkpoint-every 50 --out runs/zoo.safetensors --resume
 	$(BIN)/rtstyle train sr --scale 4 --loss pixel --iterations $(SR_X4_PIXEL_ITERS) --batch-size 8 --lr 1e-3 $(SR_COMMON) \
 	  --out runs/sr_x4_pixel.safetensors
