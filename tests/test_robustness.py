@@ -600,13 +600,15 @@ def test_corrupt_engine_with_garbage_sidecar_is_rebuilt(tiny_style, capfd):
 def test_damaged_backend_choice_file_means_measure_again(content, tmp_path, models, capfd):
     """--backend auto remembers which CPU backend was faster in cpu-backend.json (in the engine
     folder, shared by this module's tests so that the model is exported to ONNX once); a damaged
-    file means measuring again, not a crash on every run."""
-    from rtstyle.backends import CPU_CHOICE_FILE
+    file means measuring again on a long job, and eager PyTorch on a one-photo job, never a crash."""
+    from rtstyle.backends import CPU_CHOICE_FILE, load_backend
+    from rtstyle.checkpoint import load_model
 
+    net, meta = load_model(models["style"])
     image = G.write_image(tmp_path / "in.png", (16, 12))
     choice = cache.engine_dir() / CPU_CHOICE_FILE
     if content.startswith("ALL:"):  # every remembered entry damaged the same way
-        assert cli(capfd, "stylize", image, "-o", tmp_path / "first.png", "--style", models["style"])[0] == 0
+        load_backend(net, meta, "auto")  # measured now, or remembered from an earlier case
         known = json.loads(choice.read_text())
         bad = {"ALL:str": "fast", "ALL:list": [1, 2], "ALL:partial": {"torch": 1.0}}[content]
         choice.write_text(json.dumps({k: bad for k in known}))
@@ -614,8 +616,12 @@ def test_damaged_backend_choice_file_means_measure_again(content, tmp_path, mode
         choice.parent.mkdir(parents=True, exist_ok=True)
         choice.write_text(content)
     code, err = cli(capfd, "stylize", image, "-o", tmp_path / "out.png", "--style", models["style"])
-    assert code == 0 and "measured now" in err, err
+    assert code == 0 and "backend auto: torch (1 frame" in err, err
     O.check_image(image, tmp_path / "out.png")
+    if not content.startswith("ALL:"):
+        choice.write_text(content)  # the one-photo job must not have repaired it
+    load_backend(net, meta, "auto")  # a long job (frames unknown)
+    assert "measured now" in capfd.readouterr().err
     TALLY["output"] += 1
 
 
