@@ -4,8 +4,8 @@
 The measure is the warping error of the video-stylization literature (Lai et al. 2018, Wang et al.
 2020), in 8-bit units: the mean over consecutive frames of ``|O(t+1) - warp(O(t))|``, averaged over
 channels and over the pixels where the flow is trusted. The flow is OpenCV's **Farneback** computed
-on the *input* frames at the evaluation resolution (the stabiliser uses DIS, a different algorithm,
-so it is not graded by its own flow), with the forward-backward consistency mask
+on the *input* frames at the evaluation resolution (the stabiliser's default flow too: the DIS
+variant shows the score with another flow), with the forward-backward consistency mask
 (``stabilize.consistency``). For the synthetic pan the motion is known exactly (an integer shift), so
 its flow and mask are exact. The input's own error is the floor: what a perfectly stable
 stylization of this input would still score from noise, lighting and flow errors.
@@ -34,7 +34,7 @@ from rtstyle.imageio import read_image
 from rtstyle.losses import gram, load_style_target, style_loss
 from rtstyle.models import open_model
 from rtstyle.outputs import atomic_output, check_output
-from rtstyle.stabilize import Settings, Stabilizer, consistency, warp
+from rtstyle.stabilize import FARNEBACK, Settings, Stabilizer, consistency, warp
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
 METRIC_FLOW = "OpenCV Farneback (pyramid 0.5, 3 levels, window 15, 3 iterations) on the input frames, " \
@@ -43,10 +43,10 @@ METRIC_FLOW = "OpenCV Farneback (pyramid 0.5, 3 levels, window 15, 3 iterations)
 VARIANTS = {
     "stabilized": Settings(),
     "blend 0.5 of previous frame": Settings(alpha=0.5, recursive=False, confidence=False, interp="bilinear", restore=0),
-    "bilinear, no contrast restore": Settings(interp="bilinear", restore=0),
-    "recursive 0.9": Settings(alpha=0.9),
+    "alpha 0.9": Settings(alpha=0.9),
+    "DIS flow": Settings(method="dis"),
     "no photometric trust": Settings(confidence=False),
-    "Farneback flow (the metric's)": Settings(method="farneback"),
+    "bilinear, no contrast restore": Settings(interp="bilinear", restore=0),
 }
 PAN_STEP = 2  # pixels per frame of the synthetic pan
 
@@ -102,7 +102,7 @@ def pan_flows(frames: list[np.ndarray], step: int = PAN_STEP) -> list[tuple[np.n
 def metric_flows(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each t: (flow from frame t+1 back to frame t, trusted pixels), Farneback on the input."""
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    args = (None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    args = (None, *FARNEBACK)
     out = []
     for a, b in zip(gray, gray[1:]):
         back = cv2.calcOpticalFlowFarneback(b, a, *args)

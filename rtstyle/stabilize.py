@@ -2,23 +2,25 @@
 
 A feed-forward style net sees each frame alone, so its strokes re-draw themselves from frame to
 frame: flicker. ``Stabilizer`` keeps the previous *stabilised* output, moves it along the optical
-flow of the *input* frames (DIS, OpenCV, on the CPU at the net's resolution or lower) and blends
-it into the fresh output where that flow can be trusted:
+flow of the *input* frames (OpenCV's Farneback, on the CPU at the net's resolution or lower) and
+blends it into the fresh output where that flow can be trusted:
 
     S_t = F_t + alpha * w * (warp(S_{t-1}) - F_t)
 
 ``w`` in [0, 1] is the flow's confidence per pixel: 0 where the forward-backward check fails
 (occlusions, disocclusions, pixels that leave the frame), fading to 0 where the warped previous
-input does not match the current input (the flow is wrong or the light changed), and 0 everywhere
-after a scene cut. Where ``w`` is 0 the fresh frame is taken as it is: no ghost trails.
+input differs from the current input by more than film grain does (something new came in front),
+and 0 everywhere after a scene cut. Where ``w`` is 0 the fresh frame is taken as it is: no ghost
+trails.
 
-The history is recursive (S, not F, is warped) with a strong ``alpha`` (0.8 by default): a simple
+The history is recursive (S, not F, is warped) with a strong ``alpha`` (0.95 by default): a simple
 blend of the previous *per-frame* output with weight 0.5 can at best halve the frame-to-frame change
 even with a perfect flow, and in practice (flow errors, the metric's flow not being ours) reached only
 0.75-0.92x. Blending frames whose strokes differ also averages the strokes away (the style washes
 out), and every bilinear warp blurs the history a little more: the history is resampled bicubically
 and the blend's local contrast is brought back up to the fresh frame's (``restore_contrast``). See
-README "Temporal stability" for the measured alternatives.
+README "Temporal stability" for the measured alternatives (DIS flow, weaker alpha, a stricter
+photometric test: all flicker more).
 """
 from __future__ import annotations
 
@@ -30,21 +32,23 @@ import torch
 import torch.nn.functional as F
 
 FLOW_SIDE = 320        # flow at most this many pixels on the longer side (the net's resolution if smaller)
+FARNEBACK = (0.5, 3, 15, 3, 5, 1.2, 0)  # pyramid scale, levels, window, iterations, poly_n, poly_sigma, flags
 CUT_VALID = 0.35       # a frame where less of the image than this has a trusted flow is a scene cut
-PHOTO_TOL = 24.0       # 8-bit gray difference of the warped previous input at which trust falls to 0
+PHOTO_RAMP = (16.0, 48.0)  # 8-bit gray difference of the warped previous input where trust starts to fall, and is 0
 
 
 @dataclass
 class Settings:
     """How strongly and at what resolution to stabilise (the alternatives the README measures)."""
 
-    alpha: float = 0.8             # weight of the warped history where the flow is fully trusted
+    alpha: float = 0.95            # weight of the warped history where the flow is fully trusted
     recursive: bool = True         # warp the previous stabilised output (True) or the previous net output
     confidence: bool = True        # photometric fading of the trust (False: the consistency mask alone)
     flow_side: int = FLOW_SIDE     # longest side of the frames the flow is computed on
-    method: str = "dis"            # dis (OpenCV DIS, fast) or farneback
+    method: str = "farneback"      # farneback or dis (OpenCV DIS, "fast" preset: 4x cheaper, see README)
     interp: str = "bicubic"        # how the history is resampled: bicubic blurs less per warp than bilinear
     restore: int = 7               # >0: restore the fresh frame's local contrast over this many pixels
+    photo_ramp: tuple[float, float] = PHOTO_RAMP  # photometric trust: 1 below the first, 0 above the second
 
 
 def to_gray(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -61,17 +65,18 @@ class Flow:
     """Dense optical flow between two gray frames: ``flow(a, b)[y, x] = (dx, dy)`` such that pixel
     (x, y) of ``a`` is found at (x + dx, y + dy) in ``b``."""
 
-    def __init__(self, method: str = "dis"):
+    def __init__(self, method: str = "farneback"):
         if method not in ("dis", "farneback"):
             raise ValueError(f"unknown flow method {method!r}")
         self.method = method
-        # DIS's "fast" preset: ~2 ms a 320x180 pair on one core, sub-pixel accurate on smooth motion
+        # DIS's "fast" preset: ~5 ms a 320x180 flow on one core (Farneback ~21 ms), exact on textured
+        # motion but inconsistent forward/backward on flat and dark regions, where it flickers more
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST) if method == "dis" else None
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if self.dis is not None:
             return self.dis.calc(a, b, None)
-        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        return cv2.calcOpticalFlowFarneback(a, b, None, *FARNEBACK)
 
 
 def warp(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
@@ -103,17 +108,19 @@ def consistency(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
 
 
 def trust(gray: np.ndarray, prev_gray: np.ndarray, back: np.ndarray, fwd: np.ndarray,
-          confidence: bool = True) -> np.ndarray:
-    """Per-pixel weight in [0, 1] of the warped history: the consistency mask, eroded by one pixel
-    (flow is least reliable at motion edges, where trails would start), times a photometric
-    fall-off (the warped previous input must look like the current input)."""
-    mask = consistency(back, fwd).astype(np.float32)
-    mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
-    if confidence:
-        diff = np.abs(gray.astype(np.float32) - warp(prev_gray.astype(np.float32), back))
-        diff = cv2.blur(diff, (3, 3))
-        mask *= np.clip(1 - diff / PHOTO_TOL, 0, 1)
-    return mask
+          confidence: bool = True, ramp: tuple[float, float] = PHOTO_RAMP) -> tuple[np.ndarray, float]:
+    """Per-pixel weight in [0, 1] of the warped history, and the share of the frame it explains.
+
+    The weight is the consistency mask, eroded by one pixel (flow is least reliable at motion
+    edges, where trails would start), times (with ``confidence``) a photometric ramp: the warped
+    previous input must look like the current input, within film grain and noise (the ramp's
+    start) and not at all beyond its end (something new came in front). The share is the mean of
+    both together, whatever ``confidence``: a scene cut is where the history explains little."""
+    mask = cv2.erode(consistency(back, fwd).astype(np.float32), np.ones((3, 3), np.uint8))
+    diff = cv2.blur(np.abs(gray.astype(np.float32) - warp(prev_gray.astype(np.float32), back)), (3, 3))
+    lo, hi = ramp
+    photo = np.clip((hi - diff) / (hi - lo), 0, 1)
+    return (mask * photo if confidence else mask), float((mask * photo).mean())
 
 
 class Stabilizer:
@@ -141,8 +148,8 @@ class Stabilizer:
         fresh = y
         if self.prev_gray is not None and self.prev_gray.shape == gray.shape and self.prev_out.shape == y.shape:
             back, fwd = self.flow(gray, self.prev_gray), self.flow(self.prev_gray, gray)
-            w = trust(gray, self.prev_gray, back, fwd, s.confidence)
-            if w.mean() < CUT_VALID:
+            w, share = trust(gray, self.prev_gray, back, fwd, s.confidence, s.photo_ramp)
+            if share < CUT_VALID:
                 self.cuts += 1  # a scene cut (or chaos): start the history afresh
             else:
                 moved = warp_tensor(self.prev_out, back, y.shape[-2:], s.interp)
@@ -169,18 +176,21 @@ def _upsample(t: torch.Tensor, size) -> torch.Tensor:
                                                                        align_corners=False)
 
 
+def box(t: torch.Tensor, k: int) -> torch.Tensor:
+    """The k x k local mean of a 1xCxHxW tensor (k odd), the border's own pixels averaged."""
+    if t.device.type == "cpu":  # OpenCV's running-sum box filter: ~10x torch's pooling on a CPU
+        return torch.from_numpy(cv2.blur(t[0].permute(1, 2, 0).contiguous().numpy(), (k, k))).permute(2, 0, 1)[None]
+    return F.avg_pool2d(t, k, 1, k // 2, count_include_pad=False)
+
+
 def restore_contrast(y: torch.Tensor, fresh: torch.Tensor, k: int) -> torch.Tensor:
     """``y``'s local detail (minus its k x k mean) scaled up to the local contrast of ``fresh``.
 
     Blending two frames whose strokes differ averages the strokes away (blend weights a, b shrink
     uncorrelated detail to sqrt(a^2 + b^2) of its contrast): this puts the contrast back without
     adding any where the blend kept it (the scale is at least 1 and at most 2)."""
-    def box(t):
-        if t.device.type == "cpu":  # OpenCV's running-sum box filter: ~10x torch's pooling on a CPU
-            return torch.from_numpy(cv2.blur(t[0].permute(1, 2, 0).contiguous().numpy(), (k, k))).permute(2, 0, 1)[None]
-        return F.avg_pool2d(t, k, 1, k // 2, count_include_pad=False)
-    mu_y, mu_f = box(y), box(fresh)
-    var_y, var_f = (box(y * y) - mu_y ** 2).clamp_(min=0), (box(fresh * fresh) - mu_f ** 2).clamp_(min=0)
+    mu_y, mu_f = box(y, k), box(fresh, k)
+    var_y, var_f = (box(y * y, k) - mu_y ** 2).clamp_(min=0), (box(fresh * fresh, k) - mu_f ** 2).clamp_(min=0)
     scale = ((var_f + 1e-5) / (var_y + 1e-5)).sqrt_().clamp_(1, 2)
     return (mu_y + (y - mu_y) * scale).clamp_(0, 1)
 

@@ -48,14 +48,16 @@ def test_consistency_mask_on_a_known_shift():
     assert not consistency(back, const_flow(40, 50, 2)).any()  # forward and backward disagree by 5 px
 
 
-def test_dis_flow_finds_the_shift_and_trusts_it():
+@pytest.mark.parametrize("method", ["farneback", "dis"])
+def test_flow_finds_the_shift_and_trusts_it(method):
     prev = texture()
     cur = shifted(prev, 4)
-    flow = Flow("dis")
+    flow = Flow(method)
     back, fwd = flow(cur, prev), flow(prev, cur)
     inner = (slice(10, -10), slice(10, -14))
     assert np.abs(back[inner][..., 0] - 4).mean() < 0.25 and np.abs(back[inner][..., 1]).mean() < 0.25
-    assert trust(cur, prev, back, fwd)[inner].mean() > 0.8
+    w, share = trust(cur, prev, back, fwd)
+    assert w[inner].mean() > 0.8 and share > 0.8
 
 
 def frames_as_tensors(gray: np.ndarray, value: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,17 +66,21 @@ def frames_as_tensors(gray: np.ndarray, value: float | None = None) -> tuple[tor
     return rgb, out
 
 
-def test_stabilised_output_is_the_fresh_frame_where_trust_is_zero():
+@pytest.mark.parametrize("method", ["farneback", "dis"])
+def test_stabilised_output_is_the_fresh_frame_where_something_new_came_in_front(method):
     prev = texture()
     cur = shifted(prev, 2)
     cur[:, :48] = 255 - cur[:, :48] // 4  # the left part changed completely (something came in front)
-    stab = Stabilizer()
+    stab = Stabilizer(Settings(method=method))
     stab(*frames_as_tensors(prev, 0.2))
     x, fresh = frames_as_tensors(cur, 0.8)
     y = stab(x, fresh)
-    assert torch.equal(y[..., 4:-4, 4:40], fresh[..., 4:-4, 4:40])  # occluded: exactly the fresh frame
+    # Farneback's smooth flow passes the forward-backward check over half of the new part; the
+    # photometric ramp takes the fresh frame there but where the new part happens to look like the old
+    took_history = ((y - fresh).abs() > 0.01)[..., 4:-4, 4:40].float().mean()
+    assert took_history < 0.02
     right = y[..., 10:-10, 64:-10]
-    assert (right < 0.5).float().mean() > 0.9  # unchanged part: mostly history (0.2 + 0.2 * 0.6 = 0.32)
+    assert (right < 0.5).float().mean() > 0.9  # unchanged part: mostly history (0.2 + 0.1 * 0.6 = 0.26)
 
 
 def test_a_scene_cut_resets_the_history():
