@@ -299,17 +299,8 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     amp = autocast_dtype(device) if mixed_precision else None
     meta["recipe"]["mixed_precision"] = str(amp).replace("torch.", "") if amp else "fp32"
-    start = 0
-    if resume and state_path.is_file():
-        state = checkpoint.load_training_state(state_path)
-        if state["meta"].get("arch") != meta["arch"]:
-            raise RtstyleError(f"{state_path} was trained with another architecture; drop --resume or change --name")
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = int(state["step"])
+    start, recent = _resume(state_path, meta, net, optimizer) if resume and state_path.is_file() else (0, {})
     model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    # the last 50 steps' losses travel in the state, so a run stopped and finished later still reports them
-    recent: dict[str, list[float]] = dict(state.get("recent", {})) if start else {}
     bar = progress_bar(range(start, iterations), initial=start, total=iterations, disable=rank != 0,
                unit="it", dynamic_ncols=True, desc=meta["name"])
     model.train()
@@ -347,6 +338,17 @@ def fit(net: nn.Module, loss_fn: Callable, batches, *, iterations: int, lr: floa
     save(step)
     bar.close()
     return {k: sum(v) / len(v) for k, v in recent.items()}
+
+
+def _resume(state_path: Path, meta: dict, net: nn.Module, optimizer) -> tuple[int, dict[str, list[float]]]:
+    """Load a training state into ``net`` and ``optimizer``: (its step, the last 50 steps' losses,
+    which travel in the state so that a run stopped and finished later still reports them)."""
+    state = checkpoint.load_training_state(state_path)
+    if state["meta"].get("arch") != meta["arch"]:
+        raise RtstyleError(f"{state_path} was trained with another architecture; drop --resume or change --name")
+    net.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"]), dict(state.get("recent", {}))
 
 
 def _step(model: nn.Module, loss_fn: Callable, batch, optimizer, device: torch.device, amp, recent: dict) -> None:
