@@ -18,8 +18,9 @@ blend of the previous *per-frame* output with weight 0.5 can at best halve the f
 even with a perfect flow, and in practice (flow errors) reached only 0.75-0.92x. Blending frames
 whose strokes differ also averages the strokes away (the style washes out), and every bilinear
 warp blurs the history a little more: the history is resampled bicubically and the blend's local
-contrast is brought back up to the fresh frame's (``restore_contrast``). See README "Temporal stability" for the measured alternatives (DIS flow, weaker alpha, a stricter
-photometric test: all flicker more).
+contrast is brought back up to the fresh frame's (``restore_contrast``). See README "Temporal
+stability" for the measured alternatives (DIS flow, weaker alpha, a stricter photometric test: all
+flicker more).
 """
 from __future__ import annotations
 
