@@ -68,10 +68,11 @@ clean:
 # The shipped models, as trained for this release on a 2-core CPU (no GPU was available): see
 # README "Shipped models". Styles: one multi-style net (conditional instance norm) for all ten,
 # continued from the training state committed in benchmarks/results/retrain/ when runs/ has none.
-# That state is at 600 steps and NOT shipped (scenes not legible yet: benchmarks/results/retrain/);
-# raise ITERS to train further (on a GPU, towards the paper's 40k) before shipping it.
+# That state has finished its 6000 steps and is NOT shipped (scenes less legible than the peer's:
+# benchmarks/results/retrain/README.md); raise ITERS to train further (on a GPU, towards the
+# paper's 40k) before shipping it.
 STYLES ?= candy composition_vii feathers mosaic muse rain_princess starry_night the_scream udnie wave
-ITERS ?= 600
+ITERS ?= 6000
 SIZE ?= 256
 # SR (issue 16): the shipped sr_x4_pixel ran its first 450 steps with SR_X4_PIXEL_ITERS=900, then
 # resumed with 600 (its card's note); this line runs 600 throughout (the same recipe, the cosine
