@@ -619,8 +619,9 @@ def stylize(
 
 @app.command("sheet")
 def sheet(
-    photo: str = typer.Argument(..., help="The photo."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image. Default: PHOTO-STEM.sheet.png beside the photo."),
+    photo: str = typer.Argument(..., help="The photo, or - for one on stdin."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image, or - for a PNG on stdout. "
+                                         "Default: PHOTO-STEM.sheet.png beside the photo (stdin: stdout)."),
     style: Optional[str] = typer.Option(None, "-s", "--style", help="Comma-separated style models. Default: every installed style."),
     cell: int = typer.Option(320, help="Width of each tile in pixels."),
     columns: int = typer.Option(4, help="Tiles per row."),

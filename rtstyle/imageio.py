@@ -154,6 +154,19 @@ def decode_image(data: bytes | np.ndarray, name: str = "the image") -> np.ndarra
     return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 
+def read_stdin_image() -> np.ndarray:
+    """The image piped into standard input (``-`` on the command line)."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise RtstyleError("- reads an image from standard input, but it is a terminal; pipe an image in")
+    return decode_image(sys.stdin.buffer.read(), "standard input")
+
+
+def write_stdout_png(rgb: np.ndarray) -> None:
+    """``rgb`` as a PNG on standard output (``-o -``)."""
+    sys.stdout.buffer.write(encode_image(rgb, ".png"))
+    sys.stdout.buffer.flush()
+
+
 def encode_image(rgb: np.ndarray, ext: str) -> bytes:
     """An HxWx3 uint8 RGB array as the bytes of an image file of type ``ext`` (".png", ".jpg" ...)."""
     ok, buf = cv2.imencode(ext.lower() or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from rtstyle.errors import RtstyleError, progress, say
-from rtstyle.imageio import IMAGE_EXTS, read_image, write_image
+from rtstyle.imageio import IMAGE_EXTS, read_image, read_stdin_image, write_image, write_stdout_png
 from rtstyle.models import list_models, open_model, resolve
 from rtstyle.outputs import check_output
 
@@ -79,23 +79,28 @@ def render(photo: np.ndarray, styles: list[str], cell: int = 320, columns: int =
 
 def sheet_command(photo: str, output: str | None = None, styles: list[str] | None = None, cell: int = 320,
                   columns: int = 4, backend: str = "torch", device: str | None = None,
-                  overwrite: bool = False) -> Path:
-    """``rtstyle sheet``: checks first (the photo, the styles, the output), then renders and writes."""
+                  overwrite: bool = False) -> Path | None:
+    """``rtstyle sheet``: checks first (the photo, the styles, the output), then renders and writes.
+    ``-`` is standard input (the photo) or output (a PNG; then None is returned)."""
     if cell < 32:
         raise RtstyleError(f"--cell must be at least 32, not {cell}")
     if columns < 1:
         raise RtstyleError(f"--columns must be at least 1, not {columns}")
-    src = Path(photo)
     names = styles or [name for name, _, _ in list_models("style")]
     if not names:
         raise RtstyleError("no style models installed")
     for name in names:
         resolve(name, "style")
-    dest = Path(output) if output else src.with_name(f"{src.stem}.sheet.png")
-    if dest.suffix.lower() not in IMAGE_EXTS:
-        raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
-    check_output([src], dest, overwrite)
-    image = render(read_image(src), names, cell, columns, backend, device)
+    to_stdout = output == "-" or (output is None and photo == "-")
+    dest = None if to_stdout else Path(output) if output else Path(photo).with_name(f"{Path(photo).stem}.sheet.png")
+    if dest is not None:
+        if dest.suffix.lower() not in IMAGE_EXTS:
+            raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
+        check_output([] if photo == "-" else [Path(photo)], dest, overwrite)
+    image = render(read_stdin_image() if photo == "-" else read_image(photo), names, cell, columns, backend, device)
+    if dest is None:
+        write_stdout_png(image)
+        return None
     write_image(dest, image, overwrite)
     say(f"wrote {dest} ({image.shape[1]}x{image.shape[0]}: {len(names)} styles)")
     return dest

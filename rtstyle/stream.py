@@ -27,7 +27,8 @@ import av
 from rtstyle import yuv
 from rtstyle.errors import RtstyleError, progress as progress_bar, say, unreadable_input, warn
 from rtstyle.frames import Options, output_shape, process
-from rtstyle.imageio import IMAGE_EXTS, decode_image, encode_image, list_images, read_image, write_image
+from rtstyle.imageio import (IMAGE_EXTS, encode_image, list_images, read_image, read_stdin_image, write_image,
+                             write_stdout_png)
 from rtstyle.interrupt import Interruption, graceful, received
 from rtstyle.interrupt import name as signal_name
 from rtstyle.models import Model, model_label, open_model, read_meta, resolve
@@ -121,12 +122,7 @@ def _stdio_image(inputs: list[str], output: str | None, model: str, kind: str, b
     if len(inputs) != 1:
         raise RtstyleError("- (standard input) takes one image, alone")
     src = inputs[0]
-    if src == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise RtstyleError("- reads an image from standard input, but it is a terminal; pipe an image in")
-        rgb = decode_image(sys.stdin.buffer.read(), "standard input")
-    else:
-        rgb = read_image(src)
+    rgb = read_stdin_image() if src == "-" else read_image(src)
     to_stdout = output == "-" or (output is None and src == "-")
     dest = None if to_stdout else Path(output) if output else default_output(Path(src), model_label(model, resolve(model, kind)))
     if dest is not None:
@@ -137,8 +133,7 @@ def _stdio_image(inputs: list[str], output: str | None, model: str, kind: str, b
     t0 = time.perf_counter()
     result = process(opened, rgb[None], options)[0]
     if dest is None:
-        sys.stdout.buffer.write(encode_image(result, ".png"))
-        sys.stdout.buffer.flush()
+        write_stdout_png(result)
     else:
         write_image(dest, result, overwrite)
         say(f"wrote {dest}")
@@ -153,7 +148,7 @@ def upscale_command(src: str, output: str | None, model: str, backend: str = "au
     """Super-resolution of one image or video, decided by the file's content, not its name.
 
     ``scale``, when given, must be the model's (checked from its card, before anything is loaded)."""
-    if not (Path(src).is_file() or Path(src).is_dir()):  # (a pipe must not be opened to look inside)
+    if src != "-" and not (Path(src).is_file() or Path(src).is_dir()):  # (a pipe must not be opened to look inside)
         raise unreadable_input(Path(src))
     path = resolve(model, "sr")
     if scale is not None and read_meta(path)["arch"].get("scale") != scale:

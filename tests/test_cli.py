@@ -107,6 +107,23 @@ def test_stdin_to_stdout(tiny_style, tmp_path):
     assert done.stdout[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("command, scale", [("upscale", 4), ("sheet", None)])
+def test_upscale_and_sheet_read_stdin_and_write_stdout(command, scale, tiny_style, tiny_sr):
+    """The other image commands take ``-`` too: `rtstyle upscale - -o -`, `rtstyle sheet - -o -`."""
+    rgb = pattern(4, 40, 32)
+    args = ["-m", str(tiny_sr), *FAST] if command == "upscale" else ["-s", str(tiny_style), "--cell", "40",
+                                                                     "--columns", "2", "--device", "cpu"]
+    done = subprocess.run([sys.executable, "-m", "rtstyle", command, "-", "-o", "-", *args],
+                          input=encode_image(rgb, ".png"), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    out = decode_image(done.stdout)
+    if scale:
+        assert out.shape == (32 * scale, 40 * scale, 3)
+    else:  # original | style, each 40 wide and 32 high, a label strip under each, a gap between
+        assert out.shape == (32 + 28, 40 + 4 + 40, 3)
+        assert not (out[:32, :40].astype(int) - rgb).any()
+
+
 def test_stdin_to_file_and_json_conflict(capsys, monkeypatch, tiny_style, tmp_path):
     class Stdin:
         buffer = __import__("io").BytesIO(encode_image(pattern(1, 32, 32), ".png"))
