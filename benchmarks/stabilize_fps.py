@@ -39,7 +39,7 @@ def cut(src: Path, dst: Path, frames: int) -> None:
 
 def parts(clip: Path, side: int, n: int = 30) -> dict:
     """Median milliseconds per frame at the net's resolution ``side``: the whole ``Stabilizer`` step
-    and, inside it, the two DIS flows (forward and backward) on the host."""
+    and, inside it, the two flows (forward and backward, the stabiliser's method) on the host."""
     with av.open(str(clip)) as c:
         frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(n), c.decode(c.streams.video[0]))]
     xs = []

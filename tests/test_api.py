@@ -49,7 +49,7 @@ def test_same_kind_out_and_nothing_printed(tmp_path, tiny_style, capfd):
 
 def test_one_exception_type_and_output_checked_first(tmp_path, tiny_style):
     (tmp_path / "o.png").write_bytes(b"keep")
-    with pytest.raises(rtstyle.RtstyleError, match="--overwrite"):
+    with pytest.raises(rtstyle.RtstyleError, match="overwrite=True"):
         rtstyle.stylize(PHOTO, str(tiny_style), output=tmp_path / "o.png", backend="torch")
     assert (tmp_path / "o.png").read_bytes() == b"keep"
     with pytest.raises(rtstyle.RtstyleError, match="uint8"):
