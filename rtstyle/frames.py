@@ -148,6 +148,8 @@ def process_tensor(model: Model, x: torch.Tensor, options: Options, stabilizer=N
     else:
         net_h, net_w = h, w
     small = resize(x, net_h, net_w)
+    if stabilizer is not None:
+        stabilizer.prepare(small)  # its optical flow runs while the net does
     if options.tile and (net_h > options.tile or net_w > options.tile):
         y = run_tiled(backend, small, multiple, scale, options.tile, options.tile_overlap)
     else:

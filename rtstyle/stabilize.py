@@ -24,6 +24,7 @@ flicker more).
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -126,35 +127,74 @@ def trust(gray: np.ndarray, prev_gray: np.ndarray, back: np.ndarray, fwd: np.nda
 class Stabilizer:
     """Stateful: call it on every frame in order, ``(net input, net output)`` as Nx3xHxW tensors in
     [0, 1] on any device; returns the stabilised outputs. Flow and trust are computed on the host at
-    ``flow_side`` or lower; the warp and blend run where the tensors are (the GPU on CUDA)."""
+    ``flow_side`` or lower; the warp and blend run where the tensors are (the GPU on CUDA).
+
+    The flows and the trust depend on the inputs alone, so ``prepare(x)``, called before the net
+    runs on ``x``, computes them in a worker thread while the net runs (OpenCV and the inference
+    backends release the GIL); the call that follows only warps and blends."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
         self.flow = Flow(self.settings.method)
+        self.worker = ThreadPoolExecutor(1, thread_name_prefix="rtstyle-flow")
+        self.ahead: tuple[torch.Tensor, Future] | None = None
         self.reset()
         self.cuts = 0
 
     def reset(self) -> None:
         self.prev_gray: np.ndarray | None = None
         self.prev_out: torch.Tensor | None = None
+        if getattr(self, "ahead", None) is not None:
+            self.ahead[1].result()  # (its motion belongs to the history just dropped)
+        self.ahead = None
+
+    def prepare(self, x: torch.Tensor) -> None:
+        """Start the motion analysis of the next frames ``x`` (the net's input) in the background."""
+        self.ahead = (x, self.worker.submit(self.motion, x, self.prev_gray, self.prev_out))
+
+    def motion(self, x: torch.Tensor, prev_gray: np.ndarray | None, prev_out: torch.Tensor | None) -> list[tuple]:
+        """Per frame of ``x``: (its gray frame, the trust weight of the history or None, the
+        current -> previous flow, and for the first frame ``prev_out`` already warped and the weight
+        at its size, or None). The weight is None at the first frame or after a size change, and
+        all zero after a scene cut."""
+        s, out = self.settings, []
+        for i in range(x.shape[0]):
+            gray = _gray(x[i:i + 1], s.flow_side)
+            w = back = moved = None
+            if prev_gray is not None and prev_gray.shape == gray.shape:
+                back, fwd = self.flow(gray, prev_gray), self.flow(prev_gray, gray)
+                w, share = trust(gray, prev_gray, back, fwd, s.confidence, s.photo_ramp)
+                if share < CUT_VALID:
+                    w = np.zeros_like(w)
+                elif i == 0 and prev_out is not None:
+                    moved = self.moved(prev_out, w, back)
+            out.append((gray, w, back, moved))
+            prev_gray = gray
+        return out
+
+    def moved(self, prev_out: torch.Tensor, w: np.ndarray, back: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The history moved along ``back`` onto the current frame, and its weight at that size."""
+        size = prev_out.shape[-2:]
+        return (warp_tensor(prev_out, back, size, self.settings.interp),
+                _upsample(torch.from_numpy(w)[None, None].to(prev_out.device), size))
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.step(x[i:i + 1], y[i:i + 1]) for i in range(x.shape[0])])
+        ahead, self.ahead = self.ahead, None
+        moves = (ahead[1].result() if ahead is not None and ahead[0] is x
+                 else self.motion(x, self.prev_gray, self.prev_out))
+        return torch.cat([self.blend(y[i:i + 1], *m) for i, m in enumerate(moves)])
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One frame: 1x3xHxW input and 1x3xH'xW' output (H' = s H for an upscaling net)."""
+    def blend(self, y: torch.Tensor, gray: np.ndarray, w: np.ndarray | None, back: np.ndarray | None,
+              moved: tuple | None) -> torch.Tensor:
+        """One frame's 1x3xH'xW' output (H' = s H for an upscaling net) with the warped history blended in."""
         s = self.settings
-        gray = _gray(x, s.flow_side)
         fresh = y
-        if self.prev_gray is not None and self.prev_gray.shape == gray.shape and self.prev_out.shape == y.shape:
-            back, fwd = self.flow(gray, self.prev_gray), self.flow(self.prev_gray, gray)
-            w, share = trust(gray, self.prev_gray, back, fwd, s.confidence, s.photo_ramp)
-            if share < CUT_VALID:
+        if w is not None and self.prev_out is not None and self.prev_out.shape == y.shape:
+            if not w.any():
                 self.cuts += 1  # a scene cut (or chaos): start the history afresh
             else:
-                moved = warp_tensor(self.prev_out, back, y.shape[-2:], s.interp)
-                wt = _upsample(torch.from_numpy(w)[None, None].to(y.device), y.shape[-2:])
-                y = torch.lerp(y, moved, s.alpha * wt)
+                history, wt = moved or self.moved(self.prev_out, w, back)
+                y = torch.lerp(y, history, s.alpha * wt)
                 if s.restore:
                     y = restore_contrast(y, fresh, s.restore)
         self.prev_gray = gray

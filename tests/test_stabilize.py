@@ -103,6 +103,19 @@ def test_stabilising_a_steady_shot_converges_and_keeps_the_batch_order():
     assert out[0].max() == 0 and 0.45 < out[1].mean() < 0.55 and 0.7 < out[2].mean() < 0.8
 
 
+def test_motion_prepared_while_the_net_runs_gives_the_same_frames():
+    """`prepare(x)` (the flows in a worker thread, before the net) changes when, not what."""
+    g = texture(seed=1)
+    seq = [frames_as_tensors(shifted(g, 2 * i), 0.2 + 0.1 * i) for i in range(4)]
+    seq.append(frames_as_tensors(texture(seed=2), 0.5))  # and a scene cut
+    plain, ahead = Stabilizer(), Stabilizer()
+    for x, y in seq:
+        expected = plain(x, y)
+        ahead.prepare(x)
+        assert torch.equal(ahead(x, y), expected)
+    assert plain.cuts == ahead.cuts == 1
+
+
 def test_flicker_metric_is_zero_on_the_exact_pan_and_sees_flicker():
     photo = np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8)
     pan = synthetic_pan(photo, 5, 64)
