@@ -67,3 +67,11 @@ def test_verbose_says_what_it_does(tiny_style, capfd):
     api._open.cache_clear()  # an open model is reused silently; opening one is what auto reports
     rtstyle.stylize(np.zeros((16, 16, 3), np.uint8), str(tiny_style), backend="auto", verbose=True)
     assert "rtstyle: backend auto" in capfd.readouterr().err
+
+
+def test_readme_has_no_relative_images_or_links():
+    """The README is also the package index page (pyproject's readme), where paths relative to the
+    source tree do not resolve: pictures are named as paths in the source tree instead."""
+    relative = [t for t in re.findall(r"\]\(([^)\s]+)\)", README.read_text())
+                if not re.match(r"(https?:|mailto:|#)", t)]
+    assert relative == []
