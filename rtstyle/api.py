@@ -55,9 +55,7 @@ def _destination(src: Path, output: str | os.PathLike | None, name: str, overwri
     dest = Path(output) if output else src.with_name(f"{src.stem}.{name}{src.suffix}")
     if dest.suffix.lower() not in IMAGE_EXTS:
         raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
-    if dest.exists() and not overwrite:  # (the command line's message would say --overwrite)
-        raise RtstyleError(f"output {dest} exists; pass overwrite=True to replace it")
-    return check_output(src, dest, overwrite)
+    return check_output(src, dest, overwrite, how="overwrite=True")
 
 
 def _run(image: Image, model: Model, options: Options, output, overwrite: bool) -> Image:

@@ -178,16 +178,17 @@ def same_file(a: Path, b: Path) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def check_output(inputs: list[Path | str] | Path | str, output: Path, overwrite: bool) -> Path:
+def check_output(inputs: list[Path | str] | Path | str, output: Path, overwrite: bool,
+                 how: str = "--overwrite") -> Path:
     """Refuse to write over an input (``inputs`` are paths or URLs), or over an existing file without
-    ``--overwrite``."""
+    ``--overwrite`` (``how`` names the switch: the Python API's is ``overwrite=True``)."""
     for src in inputs if isinstance(inputs, list) else [inputs]:
         if any(same_file(path, output) for path in local_paths(src)):
             raise RtstyleError(f"output {output} is the input file {src}; choose another output")
     if output.is_dir():
         raise RtstyleError(f"output {output} is a directory")
     if (output.exists() or output.is_symlink()) and not overwrite:
-        raise RtstyleError(f"output {output} exists; pass --overwrite to replace it")
+        raise RtstyleError(f"output {output} exists; pass {how} to replace it")
     if not output.parent.exists():
         raise RtstyleError(f"output folder {output.parent} does not exist")
     if not os.access(output.parent, os.W_OK | os.X_OK):
