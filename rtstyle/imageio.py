@@ -5,14 +5,14 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 import torch
 
 from rtstyle.errors import RtstyleError, unreadable_input
-from rtstyle.outputs import atomic_output
+from rtstyle.outputs import atomic_output, check_output
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAX_PIXELS = 1 << 28  # 268 megapixels (16384x16384): 805 MB as RGB, before any net runs on it
@@ -159,6 +159,19 @@ def read_stdin_image() -> np.ndarray:
     if sys.stdin is None or sys.stdin.isatty():
         raise RtstyleError("- reads an image from standard input, but it is a terminal; pipe an image in")
     return decode_image(sys.stdin.buffer.read(), "standard input")
+
+
+def image_output(src: str, output: str | None, default: Callable[[Path], Path], overwrite: bool) -> Path | None:
+    """Where a one-image command writes, checked before the work: None for standard output (``-o -``,
+    or ``-`` in with no ``-o``), else ``output`` or ``default(Path(src))``, an image file that is
+    not the input and exists only with ``overwrite``."""
+    if output == "-" or (output is None and src == "-"):
+        return None
+    dest = Path(output) if output else default(Path(src))
+    check_output([] if src == "-" else [Path(src)], dest, overwrite)
+    if dest.suffix.lower() not in IMAGE_EXTS:
+        raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
+    return dest
 
 
 def write_stdout_png(rgb: np.ndarray) -> None:

@@ -11,9 +11,8 @@ import cv2
 import numpy as np
 
 from rtstyle.errors import RtstyleError, progress, say
-from rtstyle.imageio import IMAGE_EXTS, read_image, read_stdin_image, write_image, write_stdout_png
+from rtstyle.imageio import image_output, read_image, read_stdin_image, write_image, write_stdout_png
 from rtstyle.models import list_models, open_model, resolve
-from rtstyle.outputs import check_output
 
 LABEL_HEIGHT = 28
 GAP = 4
@@ -91,12 +90,7 @@ def sheet_command(photo: str, output: str | None = None, styles: list[str] | Non
         raise RtstyleError("no style models installed")
     for name in names:
         resolve(name, "style")
-    to_stdout = output == "-" or (output is None and photo == "-")
-    dest = None if to_stdout else Path(output) if output else Path(photo).with_name(f"{Path(photo).stem}.sheet.png")
-    if dest is not None:
-        if dest.suffix.lower() not in IMAGE_EXTS:
-            raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
-        check_output([] if photo == "-" else [Path(photo)], dest, overwrite)
+    dest = image_output(photo, output, lambda p: p.with_name(f"{p.stem}.sheet.png"), overwrite)
     image = render(read_stdin_image() if photo == "-" else read_image(photo), names, cell, columns, backend, device)
     if dest is None:
         write_stdout_png(image)

@@ -27,8 +27,8 @@ import av
 from rtstyle import yuv
 from rtstyle.errors import RtstyleError, progress as progress_bar, say, unreadable_input, warn
 from rtstyle.frames import Options, output_shape, process
-from rtstyle.imageio import (IMAGE_EXTS, encode_image, list_images, read_image, read_stdin_image, write_image,
-                             write_stdout_png)
+from rtstyle.imageio import (IMAGE_EXTS, encode_image, image_output, list_images, read_image, read_stdin_image,
+                             write_image, write_stdout_png)
 from rtstyle.interrupt import Interruption, graceful, received
 from rtstyle.interrupt import name as signal_name
 from rtstyle.models import Model, model_label, open_model, read_meta, resolve
@@ -123,12 +123,7 @@ def _stdio_image(inputs: list[str], output: str | None, model: str, kind: str, b
         raise RtstyleError("- (standard input) takes one image, alone")
     src = inputs[0]
     rgb = read_stdin_image() if src == "-" else read_image(src)
-    to_stdout = output == "-" or (output is None and src == "-")
-    dest = None if to_stdout else Path(output) if output else default_output(Path(src), model_label(model, resolve(model, kind)))
-    if dest is not None:
-        check_output([] if src == "-" else [Path(src)], dest, overwrite)
-        if dest.suffix.lower() not in IMAGE_EXTS:
-            raise RtstyleError(f"output {dest} needs an image extension ({', '.join(IMAGE_EXTS)})")
+    dest = image_output(src, output, lambda p: default_output(p, model_label(model, resolve(model, kind))), overwrite)
     opened = open_model(model, kind, backend, device, precision, frames=1)
     t0 = time.perf_counter()
     result = process(opened, rgb[None], options)[0]
