@@ -144,8 +144,8 @@ class Stabilizer:
     def reset(self) -> None:
         self.prev_gray: np.ndarray | None = None
         self.prev_out: torch.Tensor | None = None
-        if getattr(self, "ahead", None) is not None:
-            self.ahead[1].result()  # (its motion belongs to the history just dropped)
+        if self.ahead is not None:  # dropped with the history, but finished first: one flow object, one thread at a time
+            self.ahead[1].result()
         self.ahead = None
 
     def prepare(self, x: torch.Tensor) -> None:
