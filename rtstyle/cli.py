@@ -148,8 +148,10 @@ def train_style(
     upsample: Literal["resize", "deconv"] = typer.Option("resize", help="Upsampling: resize (nearest + conv, no checkerboard) or deconv (the paper's)."),
     width: float = typer.Option(1.0, help="Channel width multiplier: 1.0 is the paper's net, 0.5 runs about 3x faster."),
     edge_kernel: int = typer.Option(9, help="Kernel of the first and last conv (paper: 9; 5 is cheaper on a CPU)."),
-    balanced: bool = typer.Option(False, help="Normalise each Gram layer's distance by unchanged photos' distance "
-                                  "to the painting, so one --style-weight suits every painting."),
+    balanced: Optional[Literal["layer", "total"]] = typer.Option(
+        None, help="Normalise the style term by unchanged photos' Gram distance to the painting, so one "
+        "--style-weight suits every painting: 'total' scales each painting as a whole (the paper's layer mix), "
+        "'layer' each layer by its own distance. Default: the paper's plain sum."),
     temporal: float = typer.Option(0.0, help="Weight of the temporal stability loss (Wang et al. 2020: a randomly "
                                    "warped and noised input must give the warped output); 0 = off."),
     add_to: Optional[str] = typer.Option(None, help="A multi-style model (e.g. zoo): write --name with its styles plus "
@@ -178,7 +180,7 @@ def train_style(
                                      tv_weight=tv_weight).items() if v is not None}
     recipe = StyleRecipe(images, data, name, iterations=iterations, batch_size=batch_size, image_size=image_size,
                          style_size=style_size, lr=lr, norm=norm, upsample=upsample, width=width,
-                         edge_kernel=edge_kernel, balanced=balanced, temporal_weight=temporal, seed=seed, amp=amp,
+                         edge_kernel=edge_kernel, balanced=balanced or "", temporal_weight=temporal, seed=seed, amp=amp,
                          **weights)
     train(recipe, **run)
 

@@ -59,7 +59,7 @@ class StyleRecipe:
     upsample: str = "resize"               # resize (no checkerboard) or deconv (paper)
     width: float = 1.0                     # channel width multiplier
     edge_kernel: int = 9                   # first and last conv's kernel (paper: 9)
-    balanced: bool = False                 # per-layer style loss normalised by photos' distance to the painting
+    balanced: str = ""                     # "" (paper's plain sum), "layer" or "total": see photo_norms
     temporal_weight: float = 0.0           # compound regularisation weight (0: off)
     temporal_noise: float = 0.02           # std of the Gaussian noise added to the warped input
     add_to: str | None = None              # a multi-style model to add these styles to (see add_style)
@@ -75,6 +75,9 @@ class StyleRecipe:
             names = self.style_names()
             if len(set(names)) != len(names):
                 raise RtstyleError(f"style images need distinct file names (they name the styles): {', '.join(names)}")
+        self.balanced = {True: "layer", False: "", None: ""}.get(self.balanced, self.balanced)  # cards before "total" said True
+        if self.balanced not in BALANCING:
+            raise RtstyleError(f"balanced must be one of layer, total (or off), not {self.balanced!r}")
 
     def style_images(self) -> list[str]:
         return [self.style_image] if isinstance(self.style_image, str) else list(self.style_image)
@@ -143,6 +146,7 @@ class SRRecipe:
 
 
 LR_DECAYS = ("none", "cosine")
+BALANCING = ("", "layer", "total")
 
 
 def lr_factor(step: int, iterations: int, decay: str) -> float:
@@ -253,10 +257,17 @@ def multi_style_objective(vgg: nn.Module, grams_s: list[torch.Tensor], norms: to
     return loss_fn
 
 
-def photo_norms(vgg: nn.Module, grams_s: list[torch.Tensor], data: str, size: int, photos: int = 16) -> torch.Tensor:
-    """(styles, layers): the mean Gram distance of ``photos`` unchanged training photos (the first
-    ones, centre crops at the training size: deterministic, so a resumed run gets the same) to each
-    painting, per layer: the balanced loss's normalisers."""
+def photo_norms(vgg: nn.Module, grams_s: list[torch.Tensor], data: str, size: int, photos: int = 16,
+                by: str = "layer") -> torch.Tensor:
+    """(styles, layers): the balanced loss's normalisers, from the mean Gram distance of ``photos``
+    unchanged training photos (the first ones, centre crops at the training size: deterministic, so a
+    resumed run gets the same) to each painting.
+
+    ``by="layer"`` divides each layer by its own distance: every layer then counts alike, which for
+    most paintings weighs relu1_2 (distances ~0.4) several times more than the paper's plain sum and
+    relu3_3 (~6) far less, and gives blotchy nets. ``by="total"`` divides every layer by the mean
+    over layers: the paper's layer mix, each painting scaled as a whole. Either way an unchanged
+    photo scores 4 (one per layer on average)."""
     dists = []
     with torch.no_grad():
         for path in list_images(data)[:photos]:
@@ -266,7 +277,8 @@ def photo_norms(vgg: nn.Module, grams_s: list[torch.Tensor], data: str, size: in
             x = to_tensor(crop).to(grams_s[0].device)
             grams = [losses.gram(f) for f in vgg(x).values()]
             dists.append(torch.stack([((g - s) ** 2).sum(dim=(1, 2)) for g, s in zip(grams, grams_s)], dim=1))
-    return torch.stack(dists).mean(dim=0)
+    norms = torch.stack(dists).mean(dim=0)
+    return norms.mean(dim=1, keepdim=True).expand_as(norms).contiguous() if by == "total" else norms
 
 
 def sr_objective(vgg: nn.Module | None, feat_weight: float, pixel_weight: float, tv_weight: float) -> Callable:
@@ -403,7 +415,7 @@ def _style_task(r: StyleRecipe, vgg_weights: str | None, dev: torch.device, rank
     card = {}
     norms = None
     if r.balanced:
-        norms = photo_norms(vgg, grams_s, r.data, r.image_size)
+        norms = photo_norms(vgg, grams_s, r.data, r.image_size, by=r.balanced)
         card["style_norms"] = {n: [round(v, 4) for v in row] for n, row in zip(r.style_names(), norms.tolist())}
     if r.add_to:
         base = models.read_meta(models.resolve(r.add_to))["arch"]["styles"]

@@ -183,7 +183,7 @@ def test_multi_style_training_balanced_temporal_card_and_resume(shared, vgg_weig
     monkeypatch.setenv("RTSTYLE_SHARED", str(shared))
     out = tmp_path / "zoo.safetensors"
     styles = [str(shared / f"data/styles/{n}.jpg") for n in ("candy", "the_scream")]
-    kw = dict(image_size=32, style_size=64, batch_size=2, width=0.25, edge_kernel=5, balanced=True, style_weight=80.0,
+    kw = dict(image_size=32, style_size=64, batch_size=2, width=0.25, edge_kernel=5, balanced="total", style_weight=80.0,
               temporal_weight=500.0, workers=0, vgg_weights=str(vgg_weights), out=str(out), checkpoint_every=2,
               device="cpu")
     train.train_style(styles, str(shared / "data/train"), "zoo", iterations=2, **kw)
@@ -191,7 +191,7 @@ def test_multi_style_training_balanced_temporal_card_and_resume(shared, vgg_weig
     assert meta["arch"] == {"kind": "style", "norm": "instance", "upsample": "resize", "width": 0.25, "edge_kernel": 5,
                             "styles": ["candy", "the_scream"]}
     assert meta["style_images"] == ["candy.jpg", "the_scream.jpg"]
-    assert meta["recipe"]["temporal_weight"] == 500.0 and meta["recipe"]["balanced"]
+    assert meta["recipe"]["temporal_weight"] == 500.0 and meta["recipe"]["balanced"] == "total"
     assert set(meta["final_losses"]) == {"total", "content", "style", "tv", "temporal"}
     assert "/" + shared.name + "/" not in str(meta)  # no machine paths on the card
     assert meta["data"] == "$RTSTYLE_SHARED/data/train"
@@ -207,12 +207,30 @@ def test_balanced_objective_scores_an_unchanged_photo_at_one_per_layer(shared, v
     with torch.no_grad():
         grams = [losses.gram(f) for f in vgg(losses.load_style_target(str(shared / "data/styles/wave.jpg"), 64)).values()]
         norms = train.photo_norms(vgg, grams, str(shared / "data/train"), 32, photos=2)
-        r = train.StyleRecipe(str(shared / "data/styles/wave.jpg"), "", "w", image_size=32, balanced=True)
+        r = train.StyleRecipe(str(shared / "data/styles/wave.jpg"), "", "w", image_size=32, balanced="layer")
         loss_fn = train.multi_style_objective(vgg, grams, norms, r, multi=False)
         photos = torch.stack([ImageFolder(shared / "data/train", 32, "style")[i] for i in range(2)])
         terms = loss_fn(lambda x: x, photos)  # the identity "net" on random crops of two photos
     assert terms["content"].item() == 0 and "temporal" not in terms
     assert 1 < terms["style"].item() < 16  # 4 layers at ~1 each (other crops than the normalisers')
+
+
+def test_total_balancing_keeps_the_papers_layer_mix(shared, vgg_weights):
+    vgg = load_vgg16(vgg_weights)
+    with torch.no_grad():
+        grams = [losses.gram(f) for f in vgg(losses.load_style_target(str(shared / "data/styles/wave.jpg"), 64)).values()]
+    layer = train.photo_norms(vgg, grams, str(shared / "data/train"), 32, photos=2)
+    total = train.photo_norms(vgg, grams, str(shared / "data/train"), 32, photos=2, by="total")
+    assert layer.shape == total.shape == (1, 4) and layer.std() > 0
+    assert torch.allclose(total, layer.mean().expand(1, 4))  # one divisor for all layers: their ratios stay the paper's
+    assert torch.allclose((layer / total).sum(), torch.tensor(4.0))  # the unchanged photo still scores 4 in total
+
+
+def test_recipe_balancing_reads_old_cards_and_refuses_unknown_modes():
+    assert train.StyleRecipe("a.jpg", "", "a", balanced=True).balanced == "layer"  # cards written before "total"
+    assert train.StyleRecipe("a.jpg", "", "a").balanced == ""
+    with pytest.raises(RtstyleError, match="balanced"):
+        train.StyleRecipe("a.jpg", "", "a", balanced="per-pixel")
 
 
 def test_add_to_fine_tunes_only_the_new_styles_scales_and_shifts(shared, vgg_weights, tmp_path, monkeypatch):
