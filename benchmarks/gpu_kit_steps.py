@@ -302,15 +302,16 @@ def step_train(ctx: Context) -> None:
 
 def jobs(ctx: Context, multi: bool) -> list[dict]:
     """The shipped models' training calls (``rtstyle.train``) at GPU scale: 256 px crops, batch 4, the
-    paper's lr; the shipped recipe (one 10-style net, width 0.25, 5x5 edge convs, balanced style loss at
-    weight 80, temporal weight 500; SR with the bicubic skip)."""
+    paper's lr; the shipped recipe's final form (one 10-style net, width 0.25, 5x5 edge convs, style
+    images at the crop size, style loss balanced by each painting's total photo distance at weight 6,
+    temporal weight 500; SR with the bicubic skip)."""
     data, styles = str(ctx.data / "train"), ctx.data / "styles"
     names = STYLES[:1] if ctx.smoke else STYLES
     size = 32 if ctx.smoke else 256
     common = dict(data=data, batch_size=1 if ctx.smoke else 4, lr=1e-3, workers=0 if ctx.smoke else 2,
                   vgg_weights=ctx.vgg, checkpoint_every=0)
-    style = dict(common, image_size=size, style_size=2 * size, width=0.25, edge_kernel=5, balanced=True,
-                 style_weight=80.0, temporal_weight=500.0)
+    style = dict(common, image_size=size, style_size=size, width=0.25, edge_kernel=5, balanced="total",
+                 style_weight=6.0, temporal_weight=500.0)
     if multi:
         out = [dict(style, fn="train_style", name="zoo", style_image=[str(styles / f"{n}.jpg") for n in names])]
     else:

@@ -295,34 +295,37 @@ def _compare_on(x: torch.Tensor, runner, vgg, style_t: torch.Tensor, weights: di
     started = time.perf_counter()
     gatys.optimise(x, style_t, counts[-1], vgg=vgg, weights=weights, init=init, seed=seed, callback=record)
     gatys_seconds = time.perf_counter() - started
-    return {"feed_forward": ff, "gatys": {str(k): at[k] for k in counts}, "curve": curve,
+    return {"feed_forward": ff, "photo": objective(x), "gatys": {str(k): at[k] for k in counts}, "curve": curve,
             "feed_forward_seconds": ff_seconds, "gatys_seconds_per_iteration": gatys_seconds / counts[-1]}
 
 
 def _style_result(rows: list[dict], counts: list[int], meta: dict, style_path: Path, folder: Path, size: int,
                   init: str, weights: dict, dev: torch.device) -> dict:
     mean_ff = float(np.mean([r["feed_forward"]["total"] for r in rows]))
+    mean_photo = float(np.mean([r["photo"]["total"] for r in rows]))
     mean_at = {k: float(np.mean([r["gatys"][str(k)]["total"] for r in rows])) for k in counts}
     mean_curve = np.mean([r["curve"] for r in rows], axis=0).tolist()
     return {
         "style": meta["name"], "style_image": style_path.name, "content": str(folder), "images": len(rows),
         "size": size, "init": init, "weights": weights, "device": str(dev),
-        "feed_forward_total": mean_ff, "gatys_total": {str(k): v for k, v in mean_at.items()},
+        "feed_forward_total": mean_ff, "photo_total": mean_photo, "gatys_total": {str(k): v for k, v in mean_at.items()},
         "gatys_iterations_to_match": crossing(list(range(len(mean_curve))), mean_curve, mean_ff), "per_image": rows,
     }
 
 
 def format_style_table(result: dict) -> str:
     counts = list(result["gatys_total"])
-    head = f"{'image':<16}{'net':>10}" + "".join(f"{'L-BFGS ' + c:>13}" for c in counts)
+    head = f"{'image':<16}{'photo':>10}{'net':>10}" + "".join(f"{'L-BFGS ' + c:>13}" for c in counts)
     lines = [f"style {result['style']}: Gatys objective (content + style + TV, training weights), "
              f"{result['images']} images of {Path(result['content']).name} at {result['size']}x{result['size']}, "
              f"L-BFGS from {result['init']}; lower is better", head]
     for r in result["per_image"]:
-        lines.append(f"{r['image']:<16}{r['feed_forward']['total']:>10.3f}"
+        lines.append(f"{r['image']:<16}{r['photo']['total']:>10.3f}{r['feed_forward']['total']:>10.3f}"
                      + "".join(f"{r['gatys'][c]['total']:>13.3f}" for c in counts))
-    lines.append(f"{'mean':<16}{result['feed_forward_total']:>10.3f}"
+    lines.append(f"{'mean':<16}{result['photo_total']:>10.3f}{result['feed_forward_total']:>10.3f}"
                  + "".join(f"{result['gatys_total'][c]:>13.3f}" for c in counts))
+    lines.append(f"the net's output scores {result['feed_forward_total'] / result['photo_total']:.2f}x the unchanged "
+                 "photo's objective (under 1: the net moved the photo towards the painting)")
     matched = result["gatys_iterations_to_match"]
     lines.append(f"L-BFGS reaches the net's mean objective after {matched:.0f} iterations" if matched is not None
                  else f"L-BFGS does not reach the net's mean objective within {len(result['per_image'][0]['curve'])} iterations")

@@ -79,6 +79,7 @@ def test_eval_style_against_gatys(shared, vgg_weights, tiny_style, tmp_path):
     assert len(row["curve"]) == 4 and all(math.isfinite(v) for v in row["curve"])
     assert row["curve"][-1] < row["curve"][0]  # L-BFGS lowers the objective
     assert row["feed_forward"]["total"] > 0
+    assert row["photo"]["content"] == 0 and row["photo"]["total"] == result["photo_total"] > 0  # the unchanged photo
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
