@@ -21,7 +21,7 @@ import numpy as np
 from rtstyle.errors import RtstyleError, verbosity
 from rtstyle.frames import Options, process
 from rtstyle.imageio import IMAGE_EXTS, read_image, write_image
-from rtstyle.models import Model, open_model
+from rtstyle.models import Model, model_label, open_model
 from rtstyle.outputs import check_output
 
 Image = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL.Image.Image
@@ -58,10 +58,9 @@ def _destination(src: Path, output: str | os.PathLike | None, name: str, overwri
     return check_output(src, dest, overwrite, how="overwrite=True")
 
 
-def _run(image: Image, model: Model, options: Options, output, overwrite: bool) -> Image:
+def _run(image: Image, model: Model, label: str, options: Options, output, overwrite: bool) -> Image:
     rgb, kind = _to_array(image)
-    name = model.path.stem if model.path else model.name
-    dest = _destination(Path(image), output, name, overwrite) if kind == "path" else None
+    dest = _destination(Path(image), output, label, overwrite) if kind == "path" else None
     result = process(model, rgb, options)
     if kind == "array":
         return result
@@ -92,6 +91,8 @@ class Stylizer:
         self.verbose = verbose
         with verbosity(silent=not verbose, progress=False):
             self.model = _open(str(style), self.kind, backend, device, precision, frames)
+        # Output names follow the CLI's: a zoo style (or blend) by its name, a model file by its stem.
+        self.label = model_label(str(style), self.model.path) if self.model.path else self.model.name
 
     @property
     def backend(self) -> str:
@@ -100,7 +101,7 @@ class Stylizer:
 
     def __call__(self, image: Image, output: str | os.PathLike | None = None, overwrite: bool = False) -> Image:
         with verbosity(silent=not self.verbose, progress=False):
-            return _run(image, self.model, self.options, output, overwrite)
+            return _run(image, self.model, self.label, self.options, output, overwrite)
 
 
 class Upscaler(Stylizer):

@@ -75,3 +75,12 @@ def test_readme_has_no_relative_images_or_links():
     relative = [t for t in re.findall(r"\]\(([^)\s]+)\)", README.read_text())
                 if not re.match(r"(https?:|mailto:|#)", t)]
     assert relative == []
+
+
+def test_zoo_styles_name_the_output_by_style(tmp_path):
+    """A style picked from the shipped multi-style file names the output, as the CLI does."""
+    src = tmp_path / "cat.jpg"
+    shutil.copy(PHOTO, src)
+    assert rtstyle.stylize(src, "wave", max_side=64, backend="torch") == tmp_path / "cat.wave.jpg"
+    blend = rtstyle.stylize(src, "candy:0.5,wave:0.5", max_side=64, backend="torch")
+    assert blend == tmp_path / "cat.candy+wave.jpg" and blend.exists()
