@@ -46,6 +46,7 @@ VARIANTS = {
     "alpha 0.9": Settings(alpha=0.9),
     "DIS flow": Settings(method="dis"),
     "no photometric trust": Settings(confidence=False),
+    "frame-to-frame photometric test": Settings(drift=False),
     "bilinear, no contrast restore": Settings(interp="bilinear", restore=0),
 }
 PAN_STEP = 2  # pixels per frame of the synthetic pan

@@ -50,6 +50,7 @@ class Settings:
     interp: str = "bicubic"        # how the history is resampled: bicubic blurs less per warp than bilinear
     restore: int = 7               # >0: restore the fresh frame's local contrast over this many pixels
     photo_ramp: tuple[float, float] = PHOTO_RAMP  # photometric trust: 1 below the first, 0 above the second
+    drift: bool = True             # test the input the history remembers, not only the previous frame
 
 
 def to_gray(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -114,9 +115,10 @@ def trust(gray: np.ndarray, prev_gray: np.ndarray, back: np.ndarray, fwd: np.nda
 
     The weight is the consistency mask, eroded by one pixel (flow is least reliable at motion
     edges, where trails would start), times (with ``confidence``) a photometric ramp: the warped
-    previous input must look like the current input, within film grain and noise (the ramp's
-    start) and not at all beyond its end (something new came in front). The share is the mean of
-    both together, whatever ``confidence``: a scene cut is where the history explains little."""
+    previous input (``prev_gray``; the stabiliser passes the input its history remembers) must
+    look like the current input, within film grain and noise (the ramp's start) and not at all
+    beyond its end (something new came in front). The share is the mean of both together,
+    whatever ``confidence``: a scene cut is where the history explains little."""
     mask = cv2.erode(consistency(back, fwd).astype(np.float32), np.ones((3, 3), np.uint8))
     diff = cv2.blur(np.abs(gray.astype(np.float32) - warp(prev_gray.astype(np.float32), back)), (3, 3))
     lo, hi = ramp
@@ -143,6 +145,7 @@ class Stabilizer:
 
     def reset(self) -> None:
         self.prev_gray: np.ndarray | None = None
+        self.prev_seen: np.ndarray | None = None  # float gray: the input as the history remembers it
         self.prev_out: torch.Tensor | None = None
         if self.ahead is not None:  # dropped with the history, but finished first: one flow object, one thread at a time
             self.ahead[1].result()
@@ -150,26 +153,35 @@ class Stabilizer:
 
     def prepare(self, x: torch.Tensor) -> None:
         """Start the motion analysis of the next frames ``x`` (the net's input) in the background."""
-        self.ahead = (x, self.worker.submit(self.motion, x, self.prev_gray, self.prev_out))
+        self.ahead = (x, self.worker.submit(self.motion, x, self.prev_gray, self.prev_seen, self.prev_out))
 
-    def motion(self, x: torch.Tensor, prev_gray: np.ndarray | None, prev_out: torch.Tensor | None) -> list[tuple]:
-        """Per frame of ``x``: (its gray frame, the trust weight of the history or None, the
-        current -> previous flow, and for the first frame ``prev_out`` already warped and the weight
-        at its size, or None). The weight is None at the first frame or after a size change, and
-        all zero after a scene cut."""
+    def motion(self, x: torch.Tensor, prev_gray: np.ndarray | None, prev_seen: np.ndarray | None,
+               prev_out: torch.Tensor | None) -> list[tuple]:
+        """Per frame of ``x``: (its gray frame, the input as the new history remembers it, the trust
+        weight of the history or None, the current -> previous flow, and for the first frame
+        ``prev_out`` already warped and the weight at its size, or None). The weight is None at the
+        first frame or after a size change, and all zero after a scene cut.
+
+        With ``drift``, the photometric test compares the current input with ``prev_seen``, the
+        inputs blended as the outputs are: a slow change (a fade, a light turning on) passes the
+        frame-to-frame test every frame while the history lags ever further behind; this catches
+        the lag once it exceeds the ramp."""
         s, out = self.settings, []
         for i in range(x.shape[0]):
             gray = _gray(x[i:i + 1], s.flow_side)
-            w = back = moved = None
+            seen, w, back, moved = gray.astype(np.float32), None, None, None
             if prev_gray is not None and prev_gray.shape == gray.shape:
                 back, fwd = self.flow(gray, prev_gray), self.flow(prev_gray, gray)
-                w, share = trust(gray, prev_gray, back, fwd, s.confidence, s.photo_ramp)
+                ref = prev_seen if s.drift and prev_seen is not None else prev_gray
+                w, share = trust(gray, ref, back, fwd, s.confidence, s.photo_ramp)
                 if share < CUT_VALID:
                     w = np.zeros_like(w)
-                elif i == 0 and prev_out is not None:
-                    moved = self.moved(prev_out, w, back)
-            out.append((gray, w, back, moved))
-            prev_gray = gray
+                else:
+                    seen += s.alpha * w * (warp(ref.astype(np.float32), back) - seen)
+                    if i == 0 and prev_out is not None:
+                        moved = self.moved(prev_out, w, back)
+            out.append((gray, seen, w, back, moved))
+            prev_gray, prev_seen = gray, seen
         return out
 
     def moved(self, prev_out: torch.Tensor, w: np.ndarray, back: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,23 +193,24 @@ class Stabilizer:
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         ahead, self.ahead = self.ahead, None
         moves = (ahead[1].result() if ahead is not None and ahead[0] is x
-                 else self.motion(x, self.prev_gray, self.prev_out))
+                 else self.motion(x, self.prev_gray, self.prev_seen, self.prev_out))
         return torch.cat([self.blend(y[i:i + 1], *m) for i, m in enumerate(moves)])
 
-    def blend(self, y: torch.Tensor, gray: np.ndarray, w: np.ndarray | None, back: np.ndarray | None,
-              moved: tuple | None) -> torch.Tensor:
+    def blend(self, y: torch.Tensor, gray: np.ndarray, seen: np.ndarray, w: np.ndarray | None,
+              back: np.ndarray | None, moved: tuple | None) -> torch.Tensor:
         """One frame's 1x3xH'xW' output (H' = s H for an upscaling net) with the warped history blended in."""
         s = self.settings
         fresh = y
-        if w is not None and self.prev_out is not None and self.prev_out.shape == y.shape:
-            if not w.any():
-                self.cuts += 1  # a scene cut (or chaos): start the history afresh
-            else:
-                history, wt = moved or self.moved(self.prev_out, w, back)
-                y = torch.lerp(y, history, s.alpha * wt)
-                if s.restore:
-                    y = restore_contrast(y, fresh, s.restore)
-        self.prev_gray = gray
+        if w is None or self.prev_out is None or self.prev_out.shape != y.shape:
+            seen = gray.astype(np.float32)  # no history blended in: it remembers this frame alone
+        elif not w.any():
+            self.cuts += 1  # a scene cut (or chaos): start the history afresh
+        else:
+            history, wt = moved or self.moved(self.prev_out, w, back)
+            y = torch.lerp(y, history, s.alpha * wt)
+            if s.restore:
+                y = restore_contrast(y, fresh, s.restore)
+        self.prev_gray, self.prev_seen = gray, seen
         self.prev_out = y if s.recursive else fresh
         return y
 

@@ -116,6 +116,20 @@ def test_motion_prepared_while_the_net_runs_gives_the_same_frames():
     assert plain.cuts == ahead.cuts == 1
 
 
+def test_a_slow_fade_does_not_leave_the_history_behind():
+    """Each frame 5 levels brighter passes the frame-to-frame photometric test; the drift test
+    compares with the input the history remembers, so the lag stops at the trust ramp's start."""
+    g = texture().astype(np.float32) / 255
+    lag = {}
+    for drift in (True, False):
+        stab = Stabilizer(Settings(drift=drift))
+        for t in range(40):
+            x = torch.from_numpy(g * (0.2 + 0.02 * t))[None, None].repeat(1, 3, 1, 1)
+            out = stab(x, x)  # an identity "net": the output should follow the fade
+        lag[drift] = float((x - out).mean() * 255)
+    assert lag[True] < 18 < 30 < lag[False]
+
+
 def test_flicker_metric_is_zero_on_the_exact_pan_and_sees_flicker():
     photo = np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8)
     pan = synthetic_pan(photo, 5, 64)
