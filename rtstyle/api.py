@@ -92,7 +92,7 @@ class Stylizer:
         with verbosity(silent=not verbose, progress=False):
             self.model = _open(str(style), self.kind, backend, device, precision, frames)
         # Output names follow the CLI's: a zoo style (or blend) by its name, a model file by its stem.
-        self.label = model_label(str(style), self.model.path) if self.model.path else self.model.name
+        self.label = model_label(str(style), self.model.path)
 
     @property
     def backend(self) -> str:

@@ -109,18 +109,18 @@ def consistency(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
     return ok & (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
 
 
-def trust(gray: np.ndarray, prev_gray: np.ndarray, back: np.ndarray, fwd: np.ndarray,
+def trust(gray: np.ndarray, prev_moved: np.ndarray, back: np.ndarray, fwd: np.ndarray,
           confidence: bool = True, ramp: tuple[float, float] = PHOTO_RAMP) -> tuple[np.ndarray, float]:
     """Per-pixel weight in [0, 1] of the warped history, and the share of the frame it explains.
 
     The weight is the consistency mask, eroded by one pixel (flow is least reliable at motion
-    edges, where trails would start), times (with ``confidence``) a photometric ramp: the warped
-    previous input (``prev_gray``; the stabiliser passes the input its history remembers) must
-    look like the current input, within film grain and noise (the ramp's start) and not at all
+    edges, where trails would start), times (with ``confidence``) a photometric ramp: the previous
+    input moved along ``back`` onto this frame (``prev_moved``, float; the stabiliser passes the
+    input its history remembers) must look like the current input, within film grain and noise (the ramp's start) and not at all
     beyond its end (something new came in front). The share is the mean of both together,
     whatever ``confidence``: a scene cut is where the history explains little."""
     mask = cv2.erode(consistency(back, fwd).astype(np.float32), np.ones((3, 3), np.uint8))
-    diff = cv2.blur(np.abs(gray.astype(np.float32) - warp(prev_gray.astype(np.float32), back)), (3, 3))
+    diff = cv2.blur(np.abs(gray.astype(np.float32) - prev_moved), (3, 3))
     lo, hi = ramp
     photo = np.clip((hi - diff) / (hi - lo), 0, 1)
     return (mask * photo if confidence else mask), float((mask * photo).mean())
@@ -172,12 +172,13 @@ class Stabilizer:
             seen, w, back, moved = gray.astype(np.float32), None, None, None
             if prev_gray is not None and prev_gray.shape == gray.shape:
                 back, fwd = self.flow(gray, prev_gray), self.flow(prev_gray, gray)
-                ref = prev_seen if s.drift and prev_seen is not None else prev_gray
+                # one warp serves the photometric test and the remembered input
+                ref = warp((prev_seen if s.drift else prev_gray).astype(np.float32, copy=False), back)
                 w, share = trust(gray, ref, back, fwd, s.confidence, s.photo_ramp)
                 if share < CUT_VALID:
                     w = np.zeros_like(w)
                 else:
-                    seen += s.alpha * w * (warp(ref.astype(np.float32), back) - seen)
+                    seen += s.alpha * w * (ref - seen)
                     if i == 0 and prev_out is not None:
                         moved = self.moved(prev_out, w, back)
             out.append((gray, seen, w, back, moved))
