@@ -36,12 +36,13 @@ app.add_typer(train_app, name="train")
 # The parser's choices. The backends are rtstyle.backends.BACKENDS (tests check they match; not
 # imported here, so that --help and --version do not load torch).
 Backend = Literal["auto", "tensorrt", "compile", "onnxruntime", "torch"]
-Precision = Literal["auto", "fp32", "fp16", "int8"]
+Precision = Literal["auto", "fp32", "fp16", "bf16", "int8"]
 CODECS = ("h264", "hevc", "vp9", "av1")
 
 VGG_HELP = ("VGG-16 weights file (torchvision layout). Default: $RTSTYLE_VGG16, the torch hub cache, "
             "then torchvision's download URL.")
-PRECISION_HELP = ("auto (fp32; on a CPU int8 when built, checked and measured faster), fp32, fp16 (CUDA) "
+PRECISION_HELP = ("auto (fp32; on a CPU bf16 or int8 when checked and measured faster), fp32, fp16 (CUDA), "
+                  "bf16 (eager PyTorch; fast on CPUs with AMX or AVX512-BF16) "
                   "or int8 (CPU, ONNX Runtime; calibrated once on photos).")
 STABILIZE_HELP = ("Temporal stabilisation: blend in the previous output moved by the input's optical flow "
                   "where the flow is consistent (occlusions and scene cuts take the fresh frame).")

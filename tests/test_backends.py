@@ -109,9 +109,9 @@ def test_auto_for_a_few_frames_neither_exports_nor_probes(tiny, tmp_path, monkey
 
 
 def test_sr_probe_measures_at_the_output_size():
-    assert B._probe_input({"arch": {"kind": "sr", "scale": 4}}) == B.PROBE_SIZE // 4
-    assert B._probe_input({"arch": {"kind": "sr", "scale": 8}}) == B.PROBE_SIZE // 8
-    assert B._probe_input({"arch": {"kind": "style"}}) == B.PROBE_SIZE
+    h, w = B.PROBE_SHAPE
+    assert B._probe_input({"arch": {"kind": "sr", "scale": 4}}) == (h // 4, w // 4)
+    assert B._probe_input({"arch": {"kind": "style"}}) == (h, w)
 
 
 def test_auto_falls_back_to_eager_when_onnx_fails(tiny, monkeypatch, capsys):
@@ -200,8 +200,8 @@ def test_auto_precision_takes_int8_only_when_built_checked_and_faster(tiny, phot
 
 def test_measure_cpu_interleaves_and_reports_each():
     calls = []
-    ms = B.measure_cpu({"a": lambda x: calls.append("a"), "b": lambda x: calls.append("b")}, size=8, rounds=2)
-    assert set(ms) == {"a", "b"} and calls == ["a", "b"] * 3
+    ms = B.measure_cpu({"a": lambda x: calls.append("a"), "b": lambda x: calls.append("b")}, shape=(8, 8), rounds=2)
+    assert set(ms) == {"a", "b"} and calls == ["a", "b"] * 4
 
 
 def test_buckets():
@@ -284,3 +284,38 @@ def test_auto_on_cuda_prefers_tensorrt_then_compile(tiny, capsys):
     chosen = B.load_backend(net, meta, "auto", "cuda", "fp16")
     assert chosen.name == ("tensorrt" if E.import_tensorrt() else "compile")
     assert f"backend auto: {chosen.name}" in capsys.readouterr().err
+
+
+def test_bf16_runs_eager_on_a_copy_close_to_fp32(tiny):
+    net, meta = tiny
+    x = torch.rand(1, 3, 32, 48)
+    with torch.inference_mode():
+        ref = net(x)
+    low = B.load_backend(net, meta, "auto", "cpu", "bf16")
+    assert (low.name, low.precision, low.dtype) == ("torch", "bf16", torch.bfloat16)
+    assert next(net.parameters()).dtype == torch.float32  # the caller's net is left as it was
+    assert psnr(low(x), ref) > B.BF16_MIN_PSNR
+    assert B.bf16_psnr(net, (32, 48)) > B.BF16_MIN_PSNR
+    with pytest.raises(RtstyleError, match="bf16 runs through eager PyTorch"):
+        B.load_backend(net, meta, "onnxruntime", "cpu", "bf16")
+
+
+@pytest.mark.parametrize("native, psnr_db, expected", [(True, 50.0, "bf16"), (True, 20.0, "fp32"), (False, 50.0, "fp32")])
+def test_auto_precision_takes_bf16_only_where_native_checked_and_faster(tiny, engines, monkeypatch, capsys,
+                                                                       native, psnr_db, expected):
+    net, meta = tiny
+    monkeypatch.setattr(B, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(B, "bf16_psnr", lambda net, shape: psnr_db)
+    engines.mkdir(parents=True, exist_ok=True)
+    (engines / B.CPU_CHOICE_FILE).write_text(json.dumps({B._cpu_key(meta): {"torch": 9.0, "onnxruntime": 7.0,
+                                                                            "torch-bf16": 3.0}}))
+    onnx_export.int8_path(net, meta).with_suffix(".json").unlink(missing_ok=True)
+    chosen = B.load_backend(net, meta, "auto", "cpu", "auto")
+    err = capsys.readouterr().err
+    assert chosen.precision == expected, err
+    if expected == "bf16":
+        assert "backend auto: torch bf16 (faster on this CPU when measured" in err
+    else:
+        assert chosen.name == "onnxruntime"
+        assert ("bf16 left out: 20.0 dB" in err) == native
+    assert B.load_backend(net, meta, "auto", "cpu", "fp32").precision == "fp32"  # asked for: no bf16

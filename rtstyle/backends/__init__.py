@@ -10,13 +10,15 @@ themselves.
 - ``tensorrt``: a serialized TensorRT (or TensorRT-RTX) engine, FP16 by default.
 - ``auto``: TensorRT when it is importable and CUDA is present, else ``compile`` on CUDA, else
   whichever of ``onnxruntime`` (FP32, or INT8 with precision ``auto`` once built and checked) and
-  ``torch`` measured faster on this CPU (measured once per architecture and machine, remembered in
+  ``torch`` (FP32, or BF16 with precision ``auto`` on a CPU with native bf16, checked against FP32)
+  measured faster on this CPU (measured once per architecture and machine, remembered in
   the engine folder). A job of a few frames (``frames`` <= ``QUICK_FRAMES``: one photo, a contact
   sheet) does not pay for an ONNX export or a probe: it takes eager PyTorch unless a faster
   backend was measured before and its files are already built. It says what it chose, and why, on stderr.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -26,18 +28,23 @@ from typing import Protocol
 
 import onnxruntime
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rtstyle.backends import onnxrt
 from rtstyle.backends.cache import CPU_CHOICE_FILE, cpu_choice, read_cpu_choices, remember_cpu_choices  # noqa: F401 (CPU_CHOICE_FILE: part of this interface)
 from rtstyle.backends.compiled import CompiledBackend
 from rtstyle.backends.tensorrt import TensorRTBackend, import_tensorrt
-from rtstyle.backends.torch_eager import TorchBackend
+from rtstyle.backends.torch_eager import TorchBackend, cpu_has_native_bf16
 from rtstyle.errors import RtstyleError, say
 
 BACKENDS = ("auto", "tensorrt", "compile", "onnxruntime", "torch")
-PRECISIONS = ("auto", "fp32", "fp16", "int8")  # auto: fp32, or int8 where --backend auto finds it faster
-PROBE_SIZE = 256  # square output the CPU choice is measured at (SR nets: input PROBE_SIZE / scale)
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # auto: fp32, or bf16/int8 where --backend auto finds it faster
+BF16_MIN_PSNR = 40.0  # dB against FP32 on the bundled photo: below it ``auto`` does not pick BF16
+# The output frame (height, width) the CPU choice is measured at (SR nets: input PROBE_SHAPE / scale): a
+# video frame, since the ranking changes with size (on one AMX CPU ONNX Runtime won at 256x256 and
+# bf16 eager PyTorch at 640x360, 1.4x faster)
+PROBE_SHAPE = (360, 640)
 QUICK_FRAMES = 8  # up to this many (megapixel) frames, a one-off export (15-20 s) costs more than it saves
 
 
@@ -96,6 +103,8 @@ def load_backend(net: nn.Module, meta: dict, backend: str = "auto", device: str 
     precision = "fp32" if precision == "auto" else precision
     if precision == "int8" and backend != "onnxruntime":
         raise RtstyleError("int8 runs through ONNX Runtime on the CPU: use --backend onnxruntime (or auto)")
+    if precision == "bf16" and backend != "torch":
+        raise RtstyleError("bf16 runs through eager PyTorch: use --backend torch (or auto)")
     if backend == "torch":
         return TorchBackend(net, device, precision)
     if backend == "onnxruntime":
@@ -120,6 +129,9 @@ def _auto(net: nn.Module, meta: dict, device: torch.device, precision: str, fram
         precision = "fp32" if precision == "auto" else precision
         if precision == "int8":
             raise RtstyleError("int8 runs through ONNX Runtime on the CPU; on CUDA use --precision fp16 or fp32")
+    if precision == "bf16":
+        say(f"backend auto: torch bf16 (bf16 runs through eager PyTorch{_bf16_speed(device)})")
+        return load_backend(net, meta, "torch", device, precision)
     if device.type == "cuda":
         choice = "tensorrt" if import_tensorrt() is not None else "compile"
         say(f"backend auto: {choice} ({'TensorRT importable' if choice == 'tensorrt' else 'no TensorRT'}, "
@@ -144,6 +156,8 @@ def _quick_cpu(net: nn.Module, meta: dict, device: torch.device, precision: str,
         candidates["onnxruntime"] = lambda: onnxrt.OnnxRuntimeBackend(net, meta, device)
     if precision == "auto" and not _int8_note(net, meta):
         candidates["onnxruntime-int8"] = lambda: onnxrt.OnnxRuntimeBackend(net, meta, device, "int8")
+    if precision == "auto" and cpu_has_native_bf16() and not _bf16_note(net, meta):
+        candidates["torch-bf16"] = lambda: TorchBackend(net, device, "bf16")
     ms = cpu_choice(read_cpu_choices(), _cpu_key(meta), set(candidates))
     if ms and len(ms) > 1:
         choice = min(ms, key=ms.get)
@@ -163,7 +177,7 @@ def _cpu_key(meta: dict) -> str:
     except OSError:
         pass
     return json.dumps([meta["arch"], cpu, os.cpu_count(), torch.get_num_threads(), torch.__version__,
-                       onnxruntime.__version__], sort_keys=True)
+                       onnxruntime.__version__, PROBE_SHAPE], sort_keys=True)
 
 
 def _time_ms(fn, x: torch.Tensor) -> float:
@@ -172,12 +186,13 @@ def _time_ms(fn, x: torch.Tensor) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def measure_cpu(candidates: dict[str, Backend], size: int = PROBE_SIZE, rounds: int = 3) -> dict[str, float]:
-    """Best-of-``rounds`` milliseconds per 1x3x``size``x``size`` frame for each backend, interleaved
-    so that load from other processes hits every candidate alike."""
-    x = torch.rand(1, 3, size, size)
-    for fn in candidates.values():
-        fn(x)  # warm-up: allocations, ONNX Runtime's first-run graph work
+def measure_cpu(candidates: dict[str, Backend], shape: tuple[int, int] = PROBE_SHAPE, rounds: int = 3) -> dict[str, float]:
+    """Best-of-``rounds`` milliseconds per 1x3x``shape`` frame for each backend, interleaved so that
+    load from other processes hits every candidate alike."""
+    x = torch.rand(1, 3, *shape)
+    for _ in range(2):  # warm-up: allocations, ONNX Runtime's first-run graph work, oneDNN's kernels
+        for fn in candidates.values():
+            fn(x)
     best = {name: float("inf") for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
@@ -197,9 +212,12 @@ def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: st
         return onnxrt.OnnxRuntimeBackend(net, meta, device, "int8")
     builders = {"torch": lambda: TorchBackend(net, device, "fp32"),
                 "onnxruntime": lambda: onnxrt.OnnxRuntimeBackend(net, meta, device)}
-    note = _int8_note(net, meta) if precision == "auto" else ""
-    if precision == "auto" and not note:
+    int8_note, bf16_note = (_int8_note(net, meta), _bf16_note(net, meta)) if precision == "auto" else ("", "")
+    note = int8_note + bf16_note
+    if precision == "auto" and not int8_note:
         builders["onnxruntime-int8"] = lambda: onnxrt.OnnxRuntimeBackend(net, meta, device, "int8")
+    if precision == "auto" and cpu_has_native_bf16() and not bf16_note:
+        builders["torch-bf16"] = lambda: TorchBackend(net, device, "bf16")
     known, key = read_cpu_choices(), _cpu_key(meta)
     ms = cpu_choice(known, key, set(builders))
     loaded = {}
@@ -209,7 +227,8 @@ def _fastest_cpu(net: nn.Module, meta: dict, device: torch.device, precision: st
         except Exception as e:  # an export or session failure must not stop a run that eager PyTorch can do
             if name == "torch":
                 raise
-            say(f"backend auto: {_label(name)} left out (ONNX Runtime unavailable for this model: "
+            what = "ONNX Runtime" if name.startswith("onnx") else "bf16"
+            say(f"backend auto: {_label(name)} left out ({what} unavailable for this model: "
                 f"{e.__class__.__name__}: {str(e)[:200]})")
             continue
         if ms:
@@ -239,16 +258,48 @@ def _int8_note(net: nn.Module, meta: dict) -> str:
     return ""
 
 
-def _probe_input(meta: dict) -> int:
-    """The probe's input side: PROBE_SIZE output pixels a side (an x4 SR net fed 256 px would spend
-    seconds per probe run, a minute in all, before the first frame)."""
+def _bf16_note(net: nn.Module, meta: dict) -> str:
+    """Why BF16 is not a candidate for this model on this CPU ("" when it is): not native here, or
+    its output on the bundled photo is under ``BF16_MIN_PSNR`` dB from FP32's."""
+    if not cpu_has_native_bf16():
+        return ""  # nothing to say: most CPUs have no bf16, and emulated it is slower than fp32
+    psnr = bf16_psnr(net, _probe_input(meta))
+    return "" if psnr >= BF16_MIN_PSNR else f"; bf16 left out: {psnr:.1f} dB from fp32, under {BF16_MIN_PSNR:.0f} dB"
+
+
+def bf16_psnr(net: nn.Module, shape: tuple[int, int]) -> float:
+    """PSNR (dB) of the net's BF16 output against its FP32 output on the bundled photo resized to ``shape``."""
+    from rtstyle.demo import PHOTO
+    from rtstyle.imageio import read_image, to_tensor
+
+    x = F.interpolate(to_tensor(read_image(PHOTO)), size=shape, mode="area")
+    with torch.inference_mode():
+        ref = copy.deepcopy(net).eval().float()(x).float()
+        low = copy.deepcopy(net).eval().to(torch.bfloat16)(x.to(torch.bfloat16)).float()
+    return round(10 * math.log10(1 / max((ref - low).pow(2).mean().item(), 1e-12)), 2)
+
+
+def _bf16_speed(device: torch.device) -> str:
+    if device.type == "cpu" and not cpu_has_native_bf16():
+        return "; this CPU has no native bf16, so it is emulated and slower than fp32"
+    return ""
+
+
+def _probe_input(meta: dict) -> tuple[int, int]:
+    """The probe's input (height, width): a PROBE_SHAPE output (an x4 SR net fed 640x360 would spend
+    seconds per probe run, a minute in all, before the first frame).
+
+    >>> _probe_input({"arch": {"kind": "sr", "scale": 8}}), _probe_input({"arch": {"kind": "style"}})
+    ((45, 80), (360, 640))
+    """
     arch = meta["arch"]
-    return max(PROBE_SIZE // (arch.get("scale", 1) if arch.get("kind") == "sr" else 1), 16)
+    scale = arch.get("scale", 1) if arch.get("kind") == "sr" else 1
+    return tuple(max(side // scale, 16) for side in PROBE_SHAPE)
 
 
 def _label(name: str) -> str:
-    return name.replace("-int8", " int8")
+    return name.replace("-", " ")
 
 
 def _fmt(ms: dict[str, float]) -> str:
-    return ", ".join(f"{name} {v:.0f} ms" for name, v in ms.items()) + f" per {PROBE_SIZE}x{PROBE_SIZE} output frame"
+    return ", ".join(f"{name} {v:.0f} ms" for name, v in ms.items()) + f" per {PROBE_SHAPE[1]}x{PROBE_SHAPE[0]} output frame"
