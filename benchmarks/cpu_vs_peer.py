@@ -70,6 +70,7 @@ def rtstyle_worker(spec: dict):
     import torch
 
     from rtstyle.backends.onnxrt import OnnxRuntimeBackend
+    from rtstyle.backends.torch_eager import TorchBackend
     from rtstyle.frames import Options
     from rtstyle.models import Model, load
     from rtstyle.stream import run_video
@@ -78,7 +79,10 @@ def rtstyle_worker(spec: dict):
         net, meta = load(spec["model"])
     else:
         net, meta = build(spec["arch"]), {"arch": spec["arch"], "name": spec["name"]}
-    backend = OnnxRuntimeBackend(net, meta, precision=spec.get("precision", "fp32"), threads=spec.get("threads"))
+    if spec.get("precision") == "bf16":
+        backend = TorchBackend(net, torch.device("cpu"), "bf16")
+    else:
+        backend = OnnxRuntimeBackend(net, meta, precision=spec.get("precision", "fp32"), threads=spec.get("threads"))
     model = Model.wrap(backend, meta, net)
 
     def net_fn(x):
@@ -88,7 +92,8 @@ def rtstyle_worker(spec: dict):
         return run_video(Path(src), Path(dst), model, Options(), batch=spec.get("batch", 1), overwrite=True,
                          progress=False).frames
 
-    return net_fn, video, {"arch": meta["arch"], "onnx": str(backend.path)}
+    return net_fn, video, {"arch": meta["arch"], "backend": f"{backend.name} {backend.precision}",
+                           **({"onnx": str(backend.path)} if hasattr(backend, "path") else {})}
 
 
 def serve(kind: str, spec: dict) -> None:
@@ -401,7 +406,9 @@ def peer_python(arg: str | None) -> tuple[str | None, str]:
 
 
 def configs(model: str, precision_int8: bool) -> dict[str, dict]:
-    """rtstyle's configurations: a shipped model, and the CPU architecture with random weights (fp32, int8)."""
+    """rtstyle's configurations: a shipped model, and the CPU architecture with random weights (fp32,
+    int8; bf16 eager PyTorch where the CPU computes bf16 natively)."""
+    from rtstyle.backends.torch_eager import cpu_has_native_bf16
     from rtstyle.models import load
 
     _, meta = load(model)
@@ -414,6 +421,9 @@ def configs(model: str, precision_int8: bool) -> dict[str, dict]:
     if precision_int8:
         base = next(reversed(out.values()))
         out[next(reversed(out)).replace(")", ", int8)")] = {**base, "precision": "int8", "e2e": True}
+    if cpu_has_native_bf16():
+        label, base = next(iter(out.items()))
+        out[label.replace(")", ", bf16 torch)")] = {**base, "precision": "bf16"}
     return out
 
 
