@@ -16,6 +16,30 @@ import os
 # before torch loads its OpenMP runtime; an explicit user setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def _reuse_freed_memory() -> None:
+    """Keep freed frame-sized buffers in the heap instead of giving them back to the kernel.
+
+    Every video frame allocates tensors of a few MB; glibc serves those with fresh ``mmap``s and
+    unmaps them on free, so each frame page-faults its memory in again. Measured on 640x360 video
+    (2-core EPYC): the stabiliser's contrast restore 6-9 ms -> 2.5 ms per frame. Only on glibc, only
+    where the user set no ``MALLOC_`` tuning of their own."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux") or any(k.startswith("MALLOC_") for k in os.environ):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # musl and others: their own allocator, left as it is
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
+    libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest allowed value
+    libc.mallopt(m_trim_threshold, 256 << 20)
+
+
+_reuse_freed_memory()
+
 __version__ = "0.1.0"
 
 from rtstyle.errors import RtstyleError  # noqa: E402 (after the OpenMP setting)
