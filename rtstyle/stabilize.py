@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -90,22 +91,27 @@ def warp(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEA
     >>> warp(img, np.stack([np.ones((3, 4)), np.zeros((3, 4))], -1).astype(np.float32))[0].tolist()
     [1.0, 2.0, 3.0, 3.0]
     """
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = _grid(*flow.shape[:2])
     return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+@lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x and y coordinates, HxW float32 each (cached: every frame of a video needs the same; never written to)."""
+    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
 
 
 def consistency(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
     """Where the flow can be trusted (bool HxW), for ``back`` = current -> previous and ``fwd`` =
     previous -> current: following ``back`` then ``fwd`` must come back to the start (Sundaram et
-    al. 2010; Ruder et al. 2016's thresholds), and the previous position must be inside the frame.
-    Occluded and disoccluded pixels fail it."""
+    al. 2010; Ruder et al. 2016's thresholds), and the previous position must be inside the frame. Occluded and disoccluded pixels fail it."""
+    # on the x and y planes apart: numpy is 5x slower on the interleaved HxWx2 layout
+    (bx, by), (fx, fy) = cv2.split(back), cv2.split(warp(fwd, back))
+    err = (bx + fx) ** 2 + (by + fy) ** 2
+    ok = err <= 0.01 * (bx * bx + by * by + fx * fx + fy * fy) + 0.5
     h, w = back.shape[:2]
-    fwd_at = warp(fwd, back)
-    err = ((back + fwd_at) ** 2).sum(-1)
-    ok = err <= 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + 0.5
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    px, py = gx + back[..., 0], gy + back[..., 1]
+    gx, gy = _grid(h, w)
+    px, py = gx + bx, gy + by
     return ok & (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
 
 
@@ -220,9 +226,9 @@ def _gray(x: torch.Tensor, side: int) -> np.ndarray:
     """A 1x3xHxW [0, 1] tensor -> its uint8 BT.601 luma at most ``side`` pixels long, on the host."""
     h, w = x.shape[-2:]
     f = min(1.0, side / max(h, w))
-    small = F.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area") if f < 1 else x
-    luma = (small[0, 0] * 0.299 + small[0, 1] * 0.587 + small[0, 2] * 0.114).mul(255).add(0.5).clamp(0, 255)
-    return luma.to(torch.uint8).cpu().numpy()
+    luma = _luma(x)  # before the resize: a third of the pixels to average
+    small = F.interpolate(luma, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area") if f < 1 else luma
+    return small[0, 0].mul(255).add(0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
 def _upsample(t: torch.Tensor, size) -> torch.Tensor:
@@ -232,8 +238,11 @@ def _upsample(t: torch.Tensor, size) -> torch.Tensor:
 
 def box(t: torch.Tensor, k: int) -> torch.Tensor:
     """The k x k local mean of a 1xCxHxW tensor (k odd), the border's own pixels averaged."""
-    if t.device.type == "cpu":  # OpenCV's running-sum box filter: ~10x torch's pooling on a CPU
-        return torch.from_numpy(cv2.blur(t[0].permute(1, 2, 0).contiguous().numpy(), (k, k))).permute(2, 0, 1)[None]
+    if t.device.type == "cpu":  # OpenCV's running-sum box filter, plane by plane: ~10x torch's pooling on a CPU
+        t, out = t.contiguous(), torch.empty_like(t, memory_format=torch.contiguous_format)
+        for c in range(t.shape[1]):
+            cv2.blur(t[0, c].numpy(), (k, k), dst=out[0, c].numpy())
+        return out
     return F.avg_pool2d(t, k, 1, k // 2, count_include_pad=False)
 
 
@@ -242,11 +251,20 @@ def restore_contrast(y: torch.Tensor, fresh: torch.Tensor, k: int) -> torch.Tens
 
     Blending two frames whose strokes differ averages the strokes away (blend weights a, b shrink
     uncorrelated detail to sqrt(a^2 + b^2) of its contrast): this puts the contrast back without
-    adding any where the blend kept it (the scale is at least 1 and at most 2)."""
-    mu_y, mu_f = box(y, k), box(fresh, k)
-    var_y, var_f = (box(y * y, k) - mu_y ** 2).clamp_(min=0), (box(fresh * fresh, k) - mu_f ** 2).clamp_(min=0)
-    scale = ((var_f + 1e-5) / (var_y + 1e-5)).sqrt_().clamp_(1, 2)
-    return (mu_y + (y - mu_y) * scale).clamp_(0, 1)
+    adding any where the blend kept it (the scale is at least 1 and at most 2). The contrast is
+    that of the luma, one scale for all three channels: 2.5x cheaper than per channel on a CPU."""
+    ly, lf = _luma(y), _luma(fresh)
+    mu_ly, mu_lf = box(ly, k), box(lf, k)
+    var_y = box(ly * ly, k).sub_(mu_ly * mu_ly).clamp_(min=0).add_(1e-5)
+    var_f = box(lf * lf, k).sub_(mu_lf * mu_lf).clamp_(min=0).add_(1e-5)
+    scale = var_f.div_(var_y).sqrt_().clamp_(1, 2)
+    mu_y = box(y, k)
+    return (y - mu_y).mul_(scale).add_(mu_y).clamp_(0, 1)
+
+
+def _luma(t: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of a 1x3xHxW tensor, 1x1xHxW."""
+    return t[:, :1] * 0.299 + t[:, 1:2] * 0.587 + t[:, 2:] * 0.114
 
 
 def warp_tensor(img: torch.Tensor, flow: np.ndarray, size, mode: str = "bilinear") -> torch.Tensor:
@@ -254,10 +272,14 @@ def warp_tensor(img: torch.Tensor, flow: np.ndarray, size, mode: str = "bilinear
     h, w = size
     fh, fw = flow.shape[:2]
     if img.device.type == "cpu":  # OpenCV's remap: several times faster than grid_sample on a CPU
-        if (fh, fw) != (h, w):
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([w / fw, h / fh])
-        moved = warp(img[0].permute(1, 2, 0).contiguous().numpy(), flow, cv2.INTER_CUBIC if mode == "bicubic" else cv2.INTER_LINEAR)
-        return torch.from_numpy(moved).reshape(h, w, -1).permute(2, 0, 1)[None].clamp_(0, 1)
+        # each component scaled up on its own: 5x faster than resizing the two-channel flow at once
+        dx, dy = (cv2.resize(np.ascontiguousarray(flow[..., i]), (w, h), interpolation=cv2.INTER_LINEAR) * f
+                  for i, f in ((0, w / fw), (1, h / fh)))
+        gx, gy = _grid(h, w)
+        moved = cv2.remap(img[0].permute(1, 2, 0).contiguous().numpy(), gx + dx, gy + dy,
+                          cv2.INTER_CUBIC if mode == "bicubic" else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # back to planes: the blend's torch ops run several times faster on contiguous tensors
+        return torch.from_numpy(moved).reshape(h, w, -1).permute(2, 0, 1)[None].contiguous().clamp_(0, 1)
     f = torch.from_numpy(flow).to(img.device).permute(2, 0, 1)[None]
     f = _upsample(f, size) * torch.tensor([w / fw, h / fh], device=img.device).view(1, 2, 1, 1)
     gy, gx = torch.meshgrid(torch.arange(h, device=img.device, dtype=torch.float32),
