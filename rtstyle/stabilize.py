@@ -91,8 +91,13 @@ def warp(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEA
     >>> warp(img, np.stack([np.ones((3, 4)), np.zeros((3, 4))], -1).astype(np.float32))[0].tolist()
     [1.0, 2.0, 3.0, 3.0]
     """
-    gx, gy = _grid(*flow.shape[:2])
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
+    return _remap(img, flow[..., 0], flow[..., 1], interpolation)
+
+
+def _remap(img: np.ndarray, dx: np.ndarray, dy: np.ndarray, interpolation: int) -> np.ndarray:
+    """``img`` sampled at each pixel's position moved by (``dx``, ``dy``) (HxW float32 each), borders replicated."""
+    gx, gy = _grid(*dx.shape)
+    return cv2.remap(img, gx + dx, gy + dy, interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 @lru_cache(maxsize=8)
@@ -104,7 +109,8 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 def consistency(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
     """Where the flow can be trusted (bool HxW), for ``back`` = current -> previous and ``fwd`` =
     previous -> current: following ``back`` then ``fwd`` must come back to the start (Sundaram et
-    al. 2010; Ruder et al. 2016's thresholds), and the previous position must be inside the frame. Occluded and disoccluded pixels fail it."""
+    al. 2010; Ruder et al. 2016's thresholds), and the previous position must be inside the frame.
+    Occluded and disoccluded pixels fail it."""
     # on the x and y planes apart: numpy is 5x slower on the interleaved HxWx2 layout
     (bx, by), (fx, fy) = cv2.split(back), cv2.split(warp(fwd, back))
     err = (bx + fx) ** 2 + (by + fy) ** 2
@@ -275,9 +281,8 @@ def warp_tensor(img: torch.Tensor, flow: np.ndarray, size, mode: str = "bilinear
         # each component scaled up on its own: 5x faster than resizing the two-channel flow at once
         dx, dy = (cv2.resize(np.ascontiguousarray(flow[..., i]), (w, h), interpolation=cv2.INTER_LINEAR) * f
                   for i, f in ((0, w / fw), (1, h / fh)))
-        gx, gy = _grid(h, w)
-        moved = cv2.remap(img[0].permute(1, 2, 0).contiguous().numpy(), gx + dx, gy + dy,
-                          cv2.INTER_CUBIC if mode == "bicubic" else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        moved = _remap(img[0].permute(1, 2, 0).contiguous().numpy(), dx, dy,
+                       cv2.INTER_CUBIC if mode == "bicubic" else cv2.INTER_LINEAR)
         # back to planes: the blend's torch ops run several times faster on contiguous tensors
         return torch.from_numpy(moved).reshape(h, w, -1).permute(2, 0, 1)[None].contiguous().clamp_(0, 1)
     f = torch.from_numpy(flow).to(img.device).permute(2, 0, 1)[None]
