@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from rtstyle.backends import load_backend
 from rtstyle.errors import RtstyleError
-from rtstyle.frames import Options, output_shape, parse_size, preserve_color, process
+from rtstyle.frames import FLAT_CONTRAST, Options, fade_flat, output_shape, parse_size, preserve_color, process
 from rtstyle.models import Model, load
 
 
@@ -100,6 +100,30 @@ def test_tiles_bound_the_net_input():
     net = Recorder(4)
     process(Model.wrap(net, SR4), frames(1, 40, 40), Options(tile=16, tile_overlap=4))
     assert max(s[-1] for s in net.shapes) <= 16 + 2 * 4 and len(net.shapes) == 9
+
+
+def test_style_fades_in_with_the_contrast_of_a_fade_from_black():
+    """A style net's output on a frame with a luma deviation of s levels is lerp(frame, output, g)
+    with g = (s - lo) / (hi - lo) clipped to [0, 1], per frame of the batch; SR nets are untouched."""
+    lo, hi = FLAT_CONTRAST
+    photo = frames(1, 32, 32)[0, ..., :1].repeat(3, -1).astype(np.float32)  # gray: its luma is each channel
+    photo = (photo - photo.mean()) / photo.std()
+    batch = np.stack([np.clip(100 + photo * s, 0, 255) for s in (0.0, lo, (lo + hi) / 2, hi, 40.0)]).round()
+    batch = batch.astype(np.uint8)
+    y = process(Model.wrap(Recorder(), STYLE), batch).astype(np.float32)
+    x = batch.astype(np.float32)
+    luma = x @ np.float32([0.299, 0.587, 0.114])
+    g = np.clip((luma.reshape(5, -1).std(1) - lo) / (hi - lo), 0, 1)
+    assert g[0] == 0 and 0.3 < g[2] < 0.7 and g[3] > 0.95 and g[4] == 1
+    expected = x + g[:, None, None, None] * ((255 - x) - x)
+    np.testing.assert_allclose(y, expected, atol=1.01)
+    sr = process(Model.wrap(Recorder(4), SR4), batch[:1])
+    assert sr.std() == 0  # a flat frame upscaled as it is, not faded
+
+
+def test_fade_flat_leaves_normal_frames_alone():
+    x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    assert fade_flat(x, y) is y
 
 
 def test_real_style_net_on_odd_frames(tiny_style):
