@@ -153,7 +153,8 @@ def fade_flat(x: torch.Tensor, y: torch.Tensor, contrast: tuple[float, float] = 
     (True, True)
     """
     lo, hi = contrast
-    luma = x[:, :1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:] * 0.114
+    s = x[..., ::4, ::4]  # every 16th pixel: the same deviation within a level, 16x cheaper
+    luma = s[:, :1] * 0.299 + s[:, 1:2] * 0.587 + s[:, 2:] * 0.114
     spread = luma.flatten(1).std(1, correction=0).mul(255)
     g = ((spread - lo) / (hi - lo)).clamp(0, 1).view(-1, 1, 1, 1)
     return y if bool((g == 1).all()) else torch.lerp(x, y, g.to(y.dtype))

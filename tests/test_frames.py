@@ -106,7 +106,8 @@ def test_style_fades_in_with_the_contrast_of_a_fade_from_black():
     """A style net's output on a frame with a luma deviation of s levels is lerp(frame, output, g)
     with g = (s - lo) / (hi - lo) clipped to [0, 1], per frame of the batch; SR nets are untouched."""
     lo, hi = FLAT_CONTRAST
-    photo = frames(1, 32, 32)[0, ..., :1].repeat(3, -1).astype(np.float32)  # gray: its luma is each channel
+    # gray (its luma is each channel) in 4x4 blocks: the every-16th-pixel deviation is exact
+    photo = np.kron(frames(1, 8, 8)[0, ..., 0], np.ones((4, 4)))[..., None].repeat(3, -1).astype(np.float32)
     photo = (photo - photo.mean()) / photo.std()
     batch = np.stack([np.clip(100 + photo * s, 0, 255) for s in (0.0, lo, (lo + hi) / 2, hi, 40.0)]).round()
     batch = batch.astype(np.uint8)
