@@ -34,7 +34,7 @@ from rtstyle.imageio import read_image
 from rtstyle.losses import gram, load_style_target, style_loss
 from rtstyle.models import open_model
 from rtstyle.outputs import atomic_output, check_output
-from rtstyle.stabilize import FARNEBACK, Flow, Settings, Stabilizer, consistency, warp
+from rtstyle.stabilize import FARNEBACK, FLAT, Flow, Settings, Stabilizer, consistency, warp
 from rtstyle.vgg import STYLE_LAYERS, load_vgg16
 
 METRIC_FLOW = ("OpenCV Farneback (pyramid {}, {} levels, window {}, {} iterations) on the input frames, "
@@ -44,6 +44,7 @@ VARIANTS = {
     "stabilized": Settings(),
     "blend 0.5 of previous frame": Settings(alpha=0.5, recursive=False, confidence=False, interp="bilinear", restore=0),
     "alpha 0.9": Settings(alpha=0.9),
+    "alpha 0.95, ramp 16-48, 7x7 restore": Settings(alpha=0.95, photo_ramp=(16, 48), restore=7),
     "DIS flow": Settings(method="dis"),
     "no photometric trust": Settings(confidence=False),
     "frame-to-frame photometric test": Settings(drift=False),
@@ -101,13 +102,17 @@ def pan_flows(frames: list[np.ndarray], step: int = PAN_STEP) -> list[tuple[np.n
 # ---------------------------------------------------------------- the metric
 
 def metric_flows(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each t: (flow from frame t+1 back to frame t, trusted pixels), Farneback on the input."""
+    """For each t: (flow from frame t+1 back to frame t, trusted pixels), Farneback on the input.
+
+    No pixel is trusted after a flat frame (black, as a clip starts or fades from black): its flow
+    follows nothing, and the cut from black to the first picture would otherwise count as flicker."""
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     flow = Flow("farneback")
     out = []
     for a, b in zip(gray, gray[1:]):
         back = flow(b, a)
-        out.append((back, consistency(back, flow(a, b))))
+        trusted = consistency(back, flow(a, b)) if a.std() >= FLAT else np.zeros(a.shape, bool)
+        out.append((back, trusted))
     return out
 
 

@@ -13,7 +13,7 @@ input differs from the current input by more than film grain does (something new
 and 0 everywhere after a scene cut. Where ``w`` is 0 the fresh frame is taken as it is: no ghost
 trails.
 
-The history is recursive (S, not F, is warped) with a strong ``alpha`` (0.95 by default): a simple
+The history is recursive (S, not F, is warped) with a strong ``alpha`` (0.97 by default): a simple
 blend of the previous *per-frame* output with weight 0.5 can at best halve the frame-to-frame change
 even with a perfect flow, and in practice (flow errors) reached only 0.75-0.92x. Blending frames
 whose strokes differ also averages the strokes away (the style washes out), and every bilinear
@@ -35,21 +35,23 @@ import torch.nn.functional as F
 
 FLOW_SIDE = 320        # flow at most this many pixels on the longer side (the net's resolution if smaller)
 FARNEBACK = (0.5, 3, 15, 3, 5, 1.2, 0)  # pyramid scale, levels, window, iterations, poly_n, poly_sigma, flags
+FLAT = 2.0             # luma deviation (8-bit) of a frame flat enough that nothing after it takes its history
 CUT_VALID = 0.35       # a frame where less of the image than this has a trusted flow is a scene cut
-PHOTO_RAMP = (16.0, 48.0)  # 8-bit gray difference of the warped previous input where trust starts to fall, and is 0
+PHOTO_RAMP = (24.0, 64.0)  # 8-bit gray difference of the warped previous input where trust starts to fall, and is 0
+CUT_RAMP = (16.0, 48.0)    # the same, stricter, for the share of the frame the history explains (scene cuts)
 
 
 @dataclass
 class Settings:
     """How strongly and at what resolution to stabilise (the alternatives the README measures)."""
 
-    alpha: float = 0.95            # weight of the warped history where the flow is fully trusted
+    alpha: float = 0.97            # weight of the warped history where the flow is fully trusted
     recursive: bool = True         # warp the previous stabilised output (True) or the previous net output
     confidence: bool = True        # photometric fading of the trust (False: the consistency mask alone)
     flow_side: int = FLOW_SIDE     # longest side of the frames the flow is computed on
     method: str = "farneback"      # farneback or dis (OpenCV DIS, "fast" preset: 4x cheaper, see README)
     interp: str = "bicubic"        # how the history is resampled: bicubic blurs less per warp than bilinear
-    restore: int = 7               # >0: restore the fresh frame's local contrast over this many pixels
+    restore: int = 11              # >0: restore the fresh frame's local contrast over this many pixels
     photo_ramp: tuple[float, float] = PHOTO_RAMP  # photometric trust: 1 below the first, 0 above the second
     drift: bool = True             # test the input the history remembers, not only the previous frame
 
@@ -129,13 +131,13 @@ def trust(gray: np.ndarray, prev_moved: np.ndarray, back: np.ndarray, fwd: np.nd
     edges, where trails would start), times (with ``confidence``) a photometric ramp: the previous
     input moved along ``back`` onto this frame (``prev_moved``, float; the stabiliser passes the
     input its history remembers) must look like the current input, within film grain and noise (the ramp's start) and not at all
-    beyond its end (something new came in front). The share is the mean of both together,
-    whatever ``confidence``: a scene cut is where the history explains little."""
+    beyond its end (something new came in front). The share is the mean of both together, with
+    the stricter ``CUT_RAMP`` and whatever ``confidence``: a scene cut is where the history
+    explains little, and a cut between two busy textures passes a lenient test on part of the frame."""
     mask = cv2.erode(consistency(back, fwd).astype(np.float32), np.ones((3, 3), np.uint8))
     diff = cv2.blur(np.abs(gray.astype(np.float32) - prev_moved), (3, 3))
-    lo, hi = ramp
-    photo = np.clip((hi - diff) / (hi - lo), 0, 1)
-    return (mask * photo if confidence else mask), float((mask * photo).mean())
+    photo, strict = (np.clip((hi - diff) / (hi - lo), 0, 1) for lo, hi in (ramp, CUT_RAMP))
+    return (mask * photo if confidence else mask), float((mask * strict).mean())
 
 
 class Stabilizer:
@@ -172,7 +174,7 @@ class Stabilizer:
         """Per frame of ``x``: (its gray frame, the input as the new history remembers it, the trust
         weight of the history or None, the current -> previous flow, and for the first frame
         ``prev_out`` already warped and the weight at its size, or None). The weight is None at the
-        first frame or after a size change, and all zero after a scene cut.
+        first frame, after a size change or a flat frame, and all zero after a scene cut.
 
         With ``drift``, the photometric test compares the current input with ``prev_seen``, the
         inputs blended as the outputs are: a slow change (a fade, a light turning on) passes the
@@ -182,7 +184,9 @@ class Stabilizer:
         for i in range(x.shape[0]):
             gray = _gray(x[i:i + 1], s.flow_side)
             seen, w, back, moved = gray.astype(np.float32), None, None, None
-            if prev_gray is not None and prev_gray.shape == gray.shape:
+            # after a flat frame (black, as a clip starts or fades) the flow has nothing to follow,
+            # and a cut from black to a dark scene passes the photometric test: start afresh
+            if prev_gray is not None and prev_gray.shape == gray.shape and prev_gray.std() >= FLAT:
                 back, fwd = self.flow(gray, prev_gray), self.flow(prev_gray, gray)
                 # one warp serves the photometric test and the remembered input
                 ref = warp((prev_seen if s.drift else prev_gray).astype(np.float32, copy=False), back)

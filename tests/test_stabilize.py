@@ -10,8 +10,8 @@ import torch
 
 from rtstyle import camera, stream
 from rtstyle.cli import main
-from rtstyle.flicker import pan_flows, synthetic_pan, warping_error
-from rtstyle.stabilize import Flow, Settings, Stabilizer, consistency, to_gray, trust, warp, warp_tensor
+from rtstyle.flicker import metric_flows, pan_flows, synthetic_pan, warping_error
+from rtstyle.stabilize import PHOTO_RAMP, Flow, Settings, Stabilizer, consistency, to_gray, trust, warp, warp_tensor
 from rtstyle.synth import make_clip
 
 
@@ -76,9 +76,10 @@ def test_stabilised_output_is_the_fresh_frame_where_something_new_came_in_front(
     x, fresh = frames_as_tensors(cur, 0.8)
     y = stab(x, fresh)
     # Farneback's smooth flow passes the forward-backward check over half of the new part; the
-    # photometric ramp takes the fresh frame there but where the new part happens to look like the old
+    # photometric ramp takes the fresh frame there but where the new part happens to look like the
+    # old within the ramp (24-64 levels: 4% of it here; the stricter 16-48 left 1.4%, 32-96 15%)
     took_history = ((y - fresh).abs() > 0.01)[..., 4:-4, 4:40].float().mean()
-    assert took_history < 0.02
+    assert took_history < 0.05
     if method == "dis":  # DIS's flow fails the consistency check there: exactly the fresh frame
         assert torch.equal(y[..., 4:-4, 4:40], fresh[..., 4:-4, 4:40])
     right = y[..., 10:-10, 64:-10]
@@ -92,6 +93,19 @@ def test_a_scene_cut_resets_the_history():
     assert torch.equal(stab(x, fresh), fresh) and stab.cuts == 1
     y = stab(*frames_as_tensors(texture(seed=2), 0.4))  # the new scene goes on: history from the cut frame
     assert 0.4 < y[..., 10:-10, 10:-10].mean() < 0.8
+
+
+def test_nothing_takes_the_history_of_a_black_frame():
+    """A clip that starts black (or fades from black) and cuts to a dark scene: black against
+    30-level darkness passes the photometric test and the flow of a flat frame is consistent, so
+    without the flatness test the black frame's output lingered in the scene's background."""
+    dark = (texture(seed=3) // 8).astype(np.uint8)  # a dark scene, luma deviation ~10 levels
+    stab = Stabilizer()
+    stab(*frames_as_tensors(np.zeros_like(dark), 0.0))
+    x, fresh = frames_as_tensors(dark, 0.8)
+    assert torch.equal(stab(x, fresh), fresh) and stab.cuts == 0
+    y = stab(*frames_as_tensors(dark, 0.6))  # the scene goes on: its own history blends in
+    assert 0.6 < y[..., 10:-10, 10:-10].mean() < 0.8
 
 
 def test_stabilising_a_steady_shot_converges_and_keeps_the_batch_order():
@@ -118,7 +132,7 @@ def test_motion_prepared_while_the_net_runs_gives_the_same_frames():
 
 def test_a_slow_fade_does_not_leave_the_history_behind():
     """Each frame 5 levels brighter passes the frame-to-frame photometric test; the drift test
-    compares with the input the history remembers, so the lag stops at the trust ramp's start."""
+    compares with the input the history remembers, so the lag stops near the trust ramp's start."""
     g = texture().astype(np.float32) / 255
     lag = {}
     for drift in (True, False):
@@ -127,7 +141,7 @@ def test_a_slow_fade_does_not_leave_the_history_behind():
             x = torch.from_numpy(g * (0.2 + 0.02 * t))[None, None].repeat(1, 3, 1, 1)
             out = stab(x, x)  # an identity "net": the output should follow the fade
         lag[drift] = float((x - out).mean() * 255)
-    assert lag[True] < 18 < 30 < lag[False]
+    assert lag[True] < PHOTO_RAMP[0] + 2 < 1.5 * PHOTO_RAMP[0] < lag[False]
 
 
 def test_flicker_metric_is_zero_on_the_exact_pan_and_sees_flicker():
@@ -138,6 +152,13 @@ def test_flicker_metric_is_zero_on_the_exact_pan_and_sees_flicker():
     noisy = [np.clip(f.astype(int) + (8 if i % 2 else 0), 0, 255).astype(np.uint8) for i, f in enumerate(pan)]
     assert all(abs(e - 8) < 0.5 for e in warping_error(noisy, flows))
     assert to_gray(pan[0], 32).shape == (18, 32)
+
+
+def test_flicker_metric_skips_the_pair_after_a_black_frame():
+    scene = np.repeat(texture()[..., None], 3, 2)
+    clip = [np.zeros_like(scene), scene, shifted(scene, 2)]
+    errs = warping_error(clip, metric_flows(clip))
+    assert np.isnan(errs[0]) and errs[1] < 5  # black -> picture is a cut, not flicker
 
 
 def test_video_stabilize_runs_and_changes_the_output(tiny_style, tmp_path):
